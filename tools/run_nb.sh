@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
+if [ -z "${TORCH_HOME:-}" ] && [ -d ../shared/torch ]; then export TORCH_HOME="$(cd ../shared/torch && pwd)"; fi
 for nb in "$@"; do
   "$bin/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 \
     --ExecutePreprocessor.kernel_name=python3 "$nb"
