@@ -1,6 +1,6 @@
 """Render `nbs/index.ipynb` to `README.md` without Quarto (which `nbdev-readme` needs and which cannot be
 installed offline): markdown cells verbatim, code cells as fenced blocks with their text or markdown
-outputs, `#| hide` cells left out, links to `../` rewritten to the repository root."""
+outputs, `#| hide` cells left out, `#| echo: false` cells shown by their output alone, links to `../` rewritten to the repository root."""
 import json, re
 from pathlib import Path
 
@@ -20,7 +20,8 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
             out.append(src.replace('](../', ']('))
             continue
         code = '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip()
-        if code: out.append(f'```python\n{code}\n```')
+        echo = not re.search(r'^#\|\s*echo:\s*false', src, re.M)
+        if code and echo: out.append(f'```python\n{code}\n```')
         for o in cell.get('outputs', []):
             data = o.get('data', {})
             if 'text/markdown' in data: out.append(''.join(data['text/markdown']))
