@@ -8,14 +8,14 @@ Docs: https://stillframes.github.io/stillframes/utils.html.md"""
 __all__ = ['check_shape', 'to_uint8', 'from_uint8', 'clip_grid', 'frame_strip', 'show_clips', 'save_gif', 'save_video',
            'atomic_save', 'default_device', 'seed_everything']
 
-# %% ../nbs/08_utils.ipynb #542c6547
+# %% ../nbs/08_utils.ipynb #9aa6b454
 import os, tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# %% ../nbs/08_utils.ipynb #f2509783
+# %% ../nbs/08_utils.ipynb #5855aa98
 def check_shape(x:torch.Tensor, shape:tuple, name:str='x'):
     "Raise a one-line `ValueError` unless `x.shape` matches `shape` (`None` matches any size)."
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
@@ -24,7 +24,7 @@ def check_shape(x:torch.Tensor, shape:tuple, name:str='x'):
         raise ValueError(f"{name}: expected shape {want}, got {tuple(x.shape)}")
     return x
 
-# %% ../nbs/08_utils.ipynb #6ff64b56
+# %% ../nbs/08_utils.ipynb #597ba58d
 def to_uint8(x:torch.Tensor) -> np.ndarray:
     "Images in [-1, 1] with channels at dim -3 -> uint8 array with channels last."
     x = x.detach().float().cpu().clamp(-1, 1)
@@ -35,7 +35,7 @@ def from_uint8(a:np.ndarray) -> torch.Tensor:
     "uint8 array `(..., H, W, 3)` -> float tensor `(..., 3, H, W)` in [-1, 1]."
     return torch.from_numpy(np.ascontiguousarray(a)).movedim(-1, -3).float() / 127.5 - 1
 
-# %% ../nbs/08_utils.ipynb #6daad6f2
+# %% ../nbs/08_utils.ipynb #487ae68b
 def clip_grid(clips:torch.Tensor, gap:int=1) -> np.ndarray:
     "Clips `(n, m, 3, H, W)` (or one clip `(m, 3, H, W)`) -> uint8 image, one clip per row."
     if clips.ndim == 4: clips = clips[None]
@@ -51,7 +51,7 @@ def frame_strip(clip:torch.Tensor, gap:int=1) -> np.ndarray:
     "One clip `(m, 3, H, W)` -> uint8 strip `(H, m*W + gaps, 3)`."
     return clip_grid(clip[None], gap)
 
-# %% ../nbs/08_utils.ipynb #4d01f5df
+# %% ../nbs/08_utils.ipynb #ceca6f0b
 def show_clips(clips:torch.Tensor, labels=None, title:str=None, scale:float=1.0, ax=None):
     "Plot clips `(n, m, 3, H, W)` as frame strips, one row each, with optional row `labels`."
     import matplotlib.pyplot as plt
@@ -69,7 +69,7 @@ def show_clips(clips:torch.Tensor, labels=None, title:str=None, scale:float=1.0,
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/08_utils.ipynb #2f18da9c
+# %% ../nbs/08_utils.ipynb #b3e5811c
 def _frames_uint8(clip, scale):
     check_shape(clip, (None, 3, None, None), 'clip')
     frames = to_uint8(clip)
@@ -91,11 +91,13 @@ def save_video(clip:torch.Tensor, path, fps:float=8, scale:int=1) -> Path:
     except Exception as e: raise RuntimeError(f"could not write video {path}: {e}. Install imageio-ffmpeg, or write a .gif") from None
     return path
 
-# %% ../nbs/08_utils.ipynb #20288b4c
+# %% ../nbs/08_utils.ipynb #dc5687c6
 def atomic_save(obj, path) -> Path:
     "`torch.save` `obj` to `path` via a temporary file and an atomic rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it the usual mode
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
@@ -106,7 +108,7 @@ def atomic_save(obj, path) -> Path:
         raise
     return path
 
-# %% ../nbs/08_utils.ipynb #2d1742a1
+# %% ../nbs/08_utils.ipynb #10d33610
 def default_device() -> torch.device:
     "CUDA when available, else CPU."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
