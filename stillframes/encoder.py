@@ -15,11 +15,15 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision.models as tvm
 
 from .utils import check_shape
 
 # %% ../nbs/00_encoder.ipynb #6b220ffd
+def _tvm():
+    "torchvision.models, imported on first use so that `import stillframes.encoder` stays instant."
+    import torchvision.models
+    return torchvision.models
+
 def hub_file(url:str) -> Path:
     "Where `torch.hub` caches the file at `url`: `$TORCH_HOME/hub/checkpoints/<name>`."
     return Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
@@ -56,7 +60,7 @@ def resolve_weights(name:str, weights):
     "`'DEFAULT'`, a weights name, an enum member or `None` -> torchvision weights enum member (or `None`)."
     if name not in BACKBONES: raise ValueError(f"unknown backbone {name!r}; choose from {list(BACKBONES)}")
     if weights is None: return None
-    enum = tvm.get_model_weights(name)
+    enum = _tvm().get_model_weights(name)
     if isinstance(weights, enum): return weights
     if isinstance(weights, str) and weights in enum.__members__: return enum[weights]
     raise ValueError(f"unknown weights {weights!r} for {name}; choose from {list(enum.__members__)} or None")
@@ -67,7 +71,7 @@ def load_backbone(name:str, weights='DEFAULT', download:bool=True) -> nn.Module:
     kw = dict(aux_logits=False) if name == 'inception_v3' else {}
     if w is None:
         if name == 'inception_v3': kw['init_weights'] = True
-        return getattr(tvm, name)(weights=None, **kw)
+        return getattr(_tvm(), name)(weights=None, **kw)
     path = hub_file(w.url)
     if not path.exists() and not (download and _can_reach(w.url)):
         home = os.environ.get('TORCH_HOME', '(unset)')
@@ -75,7 +79,7 @@ def load_backbone(name:str, weights='DEFAULT', download:bool=True) -> nn.Module:
         raise RuntimeError(f"{name} weights file {path.name} is not in {path.parent} ($TORCH_HOME={home}) and {why}: "
                            f"download {w.url} into that folder, or set $TORCH_HOME to a folder whose hub/checkpoints/ holds it, "
                            f"or use weights=None")
-    try: return getattr(tvm, name)(weights=w, **kw)
+    try: return getattr(_tvm(), name)(weights=w, **kw)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise RuntimeError(f"{name}: could not load {path} ({type(e).__name__}: {msg})") from None
@@ -100,7 +104,7 @@ class Encoder(nn.Module):
         self.backbone, self.weights, self.pool, self.z_dim = backbone, None if w is None else str(w), pool, z_dim
         self.stages = nn.ModuleDict(spec['stages'](net))
         self.content_layer, self.feat_dim = spec['content'], spec['channels'][-1]
-        meta = w if w is not None else tvm.get_model_weights(backbone).DEFAULT
+        meta = w if w is not None else _tvm().get_model_weights(backbone).DEFAULT
         tf = meta.transforms()
         self.min_size = max(meta.meta.get('min_size', (32, 32)))
         self.size = size or (tf.crop_size[0] if w is not None else None)
