@@ -9,13 +9,13 @@ __all__ = ['PRESETS', 'RUNTIME_FIELDS', 'GAN_LOSSES', 'LOSS_NAMES', 'CKPT_FORMAT
            'EncoderConfig', 'MappingConfig', 'PathConfig', 'GeneratorConfig', 'DiscriminatorConfig', 'LossConfig',
            'OptimConfig', 'DataConfig', 'LogConfig', 'TrainConfig', 'flat_config', 'config_diff', 'cache_dir',
            'CachedClips', 'clip_dataset', 'StepBatches', 'ConvEncoder', 'build_encoder', 'KeyframeSkips',
-           'generator_in_channels', 'StillFrames', 'reconstruction_loss', 'temporal_loss', 'selection_loss',
-           'ema_update', 'ema_beta', 'DistEnv', 'init_distributed', 'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss',
-           'Trainer', 'MetricsLog', 'load_model', 'export_model', 'build_config', 'train', 'train_cli', 'asset_path',
-           'example_keyframes', 'write_clip', 'animate_frames', 'animate_cli', 'demo', 'predict_clip', 'ckpt_step',
-           'demo_cli']
+           'generator_in_channels', 'warp', 'block_match', 'time_flows', 'StillFrames', 'reconstruction_loss',
+           'temporal_loss', 'selection_loss', 'ema_update', 'ema_beta', 'DistEnv', 'init_distributed',
+           'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss', 'Trainer', 'MetricsLog', 'load_model', 'export_model',
+           'build_config', 'train', 'train_cli', 'asset_path', 'example_keyframes', 'write_clip', 'animate_frames',
+           'animate_cli', 'demo', 'predict_clip', 'ckpt_step', 'demo_cli', 'train_main', 'animate_main', 'demo_main']
 
-# %% ../nbs/05_train.ipynb #c4f6c5cd
+# %% ../nbs/05_train.ipynb #932db2ff
 import copy, csv, json, math, os, random, sys, time
 from dataclasses import dataclass, field, asdict, fields, is_dataclass, MISSING
 from pathlib import Path
@@ -35,10 +35,10 @@ from .interpolation import MotionPath, interpolate
 from .generator import Generator, SIZES, channels, composite, composite_penalties
 from .discriminators import (ImageDiscriminator, SequenceDiscriminator, d_hinge_loss, g_hinge_loss, d_bce_loss, g_bce_loss,
                              d_lsgan_loss, g_lsgan_loss, d_wgan_loss, g_wgan_loss, gradient_penalty, r1_penalty,
-                             edge_promoting_negatives, diff_augment)
+                             edge_promoting_negatives, diff_augment, freeze_d)
 from .data import ToonClips, FrameFolder, Triplets, load_image
 
-# %% ../nbs/05_train.ipynb #c4c9e912
+# %% ../nbs/05_train.ipynb #53180252
 @dataclass
 class EncoderConfig:
     "Encoder E: keyframe -> code z."
@@ -75,6 +75,11 @@ class GeneratorConfig:
     norm:str = 'batch'            # 'batch' or 'none' inside the modulated norms
     skips:bool = True             # keyframe features injected at 8..size px (`KeyframeSkips`)
     skip_width:int = 32           # channels of the skip pyramid at full resolution
+    warp:bool = False             # motion-compensated base: keyframes moved to time t by block matching + a learned residual flow
+    warp_res:int = 32             # block matching on res x res average-pooled keyframes
+    warp_radius:int = 6           # search window: +- radius cells (6 cells of 2 px at 64 px: +- 12 px)
+    warp_tau:float = 0.05         # temperature of the soft-argmin over the matching cost
+    gamma:float = 1.0             # the base starts from sigma(gamma * logit(1 - t)) of the two keyframes; 1: the plain cross-fade
 
 @dataclass
 class DiscriminatorConfig:
@@ -86,6 +91,7 @@ class DiscriminatorConfig:
     image_frames:int = 2          # frames per clip shown to the image D (random middle frames)
     augment:str = 'color,translation'  # DiffAugment policy for both Ds ('' for none; FastGAN's default)
     edge_negatives:int = 1        # edge-smoothed real frames per clip shown to D as fakes (CartoonGAN); 0: off
+    finetune_last:int = 0         # FreezeD (Mo et al. 2020): when > 0 only the last k stages of the image D (and its heads) train
 
 @dataclass
 class LossConfig:
@@ -100,9 +106,8 @@ class LossConfig:
     ssl:float = 1.0               # image D's self-supervised reconstruction loss (FastGAN)
     temporal:float = 5.0          # L1 between frame differences of fake and real clips
     mask_tv:float = 1e-4          # total variation of the compositing mask A
-    mask_sat:float = 1.0          # mean A^2: keeps A from saturating at 1 (copying the base)
-    blend_sharp:float = 0.0       # mean beta(1 - beta) of the learned cross-fade: each pixel from one keyframe, not a ghost of both
-    select:float = 0.0            # BCE of beta against the keyframe that is closer to the true frame, where the keyframes differ
+    mask_sat:float = 0.1          # mean A^2: keeps A from saturating at 1 (copying the base)
+    select:float = 0.0            # BCE of the learned cross-fade against the keyframe closer to the true frame (unwarped keyframes: use without warp)
     pl_weight:float = 2.0         # path-length penalty weight (StyleGAN2: 2); 0: off
     pl_every:int = 4              # lazy regularization interval (StyleGAN2: 4)
     pl_shrink:int = 2             # the penalty runs on batch / pl_shrink clips (StyleGAN2: 2)
@@ -147,7 +152,7 @@ class LogConfig:
     sample_every:int = 5000       # steps between sample strips in OUT/samples; 0: none
     tensorboard:bool = True       # also log to OUT/tb when tensorboard is installed
 
-# %% ../nbs/05_train.ipynb #d1afe649
+# %% ../nbs/05_train.ipynb #86066de2
 PRESETS = ('tiny', 'base', 'full')
 
 @dataclass
@@ -168,17 +173,17 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls, **kw):
-        "CPU, 64 px, minutes: a small conv encoder trained from scratch, narrow G and Ds."
+        "CPU, 64 px, minutes: a small conv encoder trained from scratch, narrow G and Ds, keyframe skips, the motion-compensated base; reconstruction only."
         return cls(size=64, frames=8,
             encoder=EncoderConfig(backbone='conv', weights=None, z_dim=64, freeze=False, width=16),
             mapping=MappingConfig(w_dim=64, n_layers=4, lr_mul=0.1),
             path=PathConfig(method='lerp', hidden=64),
-            generator=GeneratorConfig(ngf=8, skip_width=16),
+            generator=GeneratorConfig(ngf=8, skip_width=16, composite=False, blend=False, warp=True, gamma=2.5),
             discriminator=DiscriminatorConfig(ndf=8, seq_ndf=8),
-            loss=LossConfig(content=1.0, pl_weight=0.0),
-            optim=OptimConfig(steps=2000, batch_size=8, lr_g=5e-4, warmup=1500, ema_beta=0.99),
+            loss=LossConfig(content=1.0, mask_sat=0.0, select=0.0, pl_weight=0.0),
+            optim=OptimConfig(steps=500, batch_size=8, lr_g=5e-4, warmup=500, ema_beta=0.99),
             data=DataConfig(n_clips=1024),
-            log=LogConfig(every=10, ckpt_every=100, sample_every=500)).update(**kw)
+            log=LogConfig(every=10, ckpt_every=100, sample_every=200)).update(**kw)
 
     @classmethod
     def base(cls, **kw):
@@ -186,7 +191,7 @@ class TrainConfig:
         return cls(size=128, frames=8,
             encoder=EncoderConfig(backbone='vgg16', weights='DEFAULT', z_dim=256),
             mapping=MappingConfig(w_dim=256),
-            generator=GeneratorConfig(ngf=32),
+            generator=GeneratorConfig(ngf=32, warp=True),
             discriminator=DiscriminatorConfig(ndf=32, seq_ndf=32),
             optim=OptimConfig(steps=100_000, batch_size=16, warmup=5000),
             log=LogConfig(every=100, ckpt_every=2000)).update(**kw)
@@ -196,7 +201,7 @@ class TrainConfig:
         "GPU, 256 px: pretrained VGG16 encoder (frozen), FastGAN widths."
         return cls(size=256, frames=8,
             encoder=EncoderConfig(backbone='vgg16', weights='DEFAULT', z_dim=512),
-            generator=GeneratorConfig(ngf=64),
+            generator=GeneratorConfig(ngf=64, warp=True),
             discriminator=DiscriminatorConfig(ndf=64, seq_ndf=32),
             optim=OptimConfig(steps=200_000, batch_size=8, warmup=10_000),
             log=LogConfig(every=100, ckpt_every=5000, sample_every=10_000)).update(**kw)
@@ -232,7 +237,7 @@ def _from_dict(kind, d:dict):
         kw[k] = _from_dict(sub, v) if sub is not MISSING and is_dataclass(sub) else v
     return kind(**kw)
 
-# %% ../nbs/05_train.ipynb #c623221e
+# %% ../nbs/05_train.ipynb #36deba5e
 RUNTIME_FIELDS = ('optim.steps', 'data.num_workers', 'data.cache', 'log.every', 'log.ckpt_every', 'log.sample_every', 'log.tensorboard')
 
 def flat_config(cfg) -> dict:
@@ -245,12 +250,14 @@ def flat_config(cfg) -> dict:
     return out
 
 def config_diff(a, b, ignore=RUNTIME_FIELDS) -> list:
-    "Fields where configs `a` and `b` differ, as 'name: a != b' strings."
-    fa, fb = flat_config(a), flat_config(b)
+    "Fields where configs `a` and `b` differ, as 'name: a != b' strings; a field missing from a stored config counts as its default."
+    fill = lambda c: flat_config(TrainConfig.from_dict(c)) if isinstance(c, dict) else flat_config(c)
+    try: fa, fb = fill(a), fill(b)
+    except (ValueError, TypeError): fa, fb = flat_config(a), flat_config(b)   # fields this version does not know: compare as stored
     return [f'{k}: {fa.get(k, "<missing>")!r} != {fb.get(k, "<missing>")!r}'
             for k in sorted(set(fa) | set(fb)) if k not in ignore and fa.get(k, MISSING) != fb.get(k, MISSING)]
 
-# %% ../nbs/05_train.ipynb #a07181da
+# %% ../nbs/05_train.ipynb #a68de365
 def cache_dir() -> Path:
     "Where rendered ToonClips are cached: `$STILLFRAMES_CACHE`, else ~/.cache/stillframes."
     return Path(os.environ.get('STILLFRAMES_CACHE') or Path.home() / '.cache' / 'stillframes')
@@ -294,7 +301,7 @@ def clip_dataset(cfg:TrainConfig, split:str='train', n:int=None) -> Dataset:
         return Triplets(root, cfg.size)
     return FrameFolder(root, cfg.frames, d.stride, cfg.size)
 
-# %% ../nbs/05_train.ipynb #e1a0d710
+# %% ../nbs/05_train.ipynb #067fe32e
 class StepBatches:
     "Batch sampler for steps `start, start+1, ...`: a `DistributedSampler` shuffle per epoch, resumable mid-epoch."
     def __init__(self,
@@ -317,7 +324,7 @@ class StepBatches:
             for j in range(k, self.per_epoch): yield idx[j * self.batch_size:(j + 1) * self.batch_size]
             epoch, k = epoch + 1, 0
 
-# %% ../nbs/05_train.ipynb #ff260306
+# %% ../nbs/05_train.ipynb #ae7ac07e
 class ConvEncoder(nn.Module):
     "A small CNN trained from scratch with the rest of the model; the interface of `Encoder`."
     def __init__(self,
@@ -354,7 +361,7 @@ def build_encoder(c:EncoderConfig) -> nn.Module:
         return ConvEncoder(c.z_dim, c.width)
     return Encoder(c.backbone, c.weights, c.z_dim, c.freeze, c.pool, c.unfreeze_last)
 
-# %% ../nbs/05_train.ipynb #2c9b1898
+# %% ../nbs/05_train.ipynb #85b15bbd
 class KeyframeSkips(nn.Module):
     "A U-Net over both keyframes; its decoder maps at 8..size px are added to G's block inputs behind gates driven by (w_t, t)."
     def __init__(self,
@@ -413,7 +420,37 @@ def generator_in_channels(G:Generator) -> dict:
     "Channels of the input of each of G's up-blocks, by the block's resolution."
     return {r: getattr(G, f'feat_{r}').convs[0].conv.in_channels for r in G.resolutions[1:]}
 
-# %% ../nbs/05_train.ipynb #94422f93
+# %% ../nbs/05_train.ipynb #511f7041
+def warp(img:torch.Tensor, flow:torch.Tensor) -> torch.Tensor:
+    "`img` (N,C,H,W) sampled at `p + flow(p)`: backward warping; `flow` (N,2,h,w) in grid units (2 = the image width), upsampled to H x W."
+    N, _, H, W = img.shape
+    check_shape(flow, (N, 2, None, None), 'flow')
+    if flow.shape[-2:] != (H, W): flow = F.interpolate(flow, size=(H, W), mode='bilinear', align_corners=False)
+    ys, xs = torch.linspace(-1, 1, H, device=img.device, dtype=img.dtype), torch.linspace(-1, 1, W, device=img.device, dtype=img.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1)
+    grid = (grid + flow.permute(0, 2, 3, 1).to(img.dtype)).nan_to_num(0.0).clamp(-2, 2)   # a NaN or huge coordinate crashes grid_sample on CPU
+    return F.grid_sample(img, grid, padding_mode='border', align_corners=True)
+
+def block_match(src:torch.Tensor, dst:torch.Tensor, res:int=32, radius:int=6, tau:float=0.05) -> torch.Tensor:
+    "Flow (N,2,res,res) with `dst(p) ~ src(p + flow(p))`: soft-argmin of the colour cost over a (2r+1)^2 window of cells."
+    check_shape(src, (None, 3, None, None), 'src'); check_shape(dst, tuple(src.shape), 'dst')
+    N, H, k = src.shape[0], src.shape[-1], 2 * radius + 1
+    s, d = F.adaptive_avg_pool2d(src, res), F.adaptive_avg_pool2d(dst, res)
+    cand = F.unfold(s, k, padding=radius).view(N, 3, k * k, res, res)        # src at every offset
+    cost = F.avg_pool2d((cand - d[:, :, None]).abs().sum(1), 3, 1, 1)        # L1 colour cost, summed over 3x3 cells
+    weight = (-cost / tau).softmax(1)
+    r = torch.arange(k, device=src.device, dtype=src.dtype) - radius
+    offsets = torch.stack(torch.meshgrid(r, r, indexing='xy')).reshape(2, k * k)
+    cell = (H / res) * 2 / (H - 1)                                            # one cell in grid units
+    return torch.einsum('dk,nkhw->ndhw', offsets, weight) * cell
+
+def time_flows(f01:torch.Tensor, f10:torch.Tensor, t:torch.Tensor):
+    "Flows from time `t` (N,) to frame 0 and to frame 1, from the flows 0->1 and 1->0, assuming linear motion (Super SloMo, eq. 4)."
+    t = t.view(-1, 1, 1, 1).to(f01)
+    return -(1 - t) * t * f01 + t * t * f10, (1 - t) ** 2 * f01 - t * (1 - t) * f10
+
+
+# %% ../nbs/05_train.ipynb #6f50cd04
 class StillFrames(nn.Module):
     "Two keyframes -> m frames: encoder -> mapping -> path -> (keyframe skips) -> generator."
     def __init__(self,
@@ -424,7 +461,9 @@ class StillFrames(nn.Module):
                  path:MotionPath=None,          # the learned path, for method='motion'
                  skips:KeyframeSkips=None,      # spatial keyframe conditioning, or None
                  blend:bool=False,              # learned per-pixel cross-fade as the compositing base
-                 mask_init:float=0.0):          # initial bias of G's mask head (logit of A)
+                 mask_init:float=0.0,           # initial bias of G's mask head (logit of A)
+                 warp:dict=None,                # motion-compensated base: `block_match` keywords {res, radius, tau}; None: keyframes as they are
+                 gamma:float=1.0):              # the base starts from sigma(gamma * logit(1 - t)); 1: the plain cross-fade
         super().__init__()
         if method == 'motion' and path is None: raise ValueError("method='motion' needs a MotionPath")
         if blend and not generator.composite: raise ValueError("blend=True needs a Generator built with composite=True")
@@ -433,6 +472,11 @@ class StillFrames(nn.Module):
         self.to_blend = nn.Conv2d(generator.to_rgb.in_channels, 1, 3, padding=1) if blend else None
         if blend: nn.init.zeros_(self.to_blend.weight); nn.init.zeros_(self.to_blend.bias)
         if generator.composite: nn.init.constant_(generator.to_mask.bias, mask_init)
+        self.warp, self.gamma = warp, gamma
+        self.to_flow = nn.Conv2d(generator.to_rgb.in_channels, 4, 3, padding=1) if warp is not None else None
+        if warp is not None: nn.init.zeros_(self.to_flow.weight); nn.init.zeros_(self.to_flow.bias)
+        if warp is not None and not generator.composite: generator.to_rgb.requires_grad_(False)   # unused: the frame is the moved keyframes
+        if skips is not None and not blend: skips.to_visibility.requires_grad_(False)            # read by the learned blend only
 
     @classmethod
     def from_config(cls, cfg:TrainConfig):
@@ -442,7 +486,8 @@ class StillFrames(nn.Module):
         skips = KeyframeSkips(cfg.size, mp.w_dim, generator_in_channels(G), g.skip_width) if g.skips else None
         path = MotionPath(mp.w_dim, cfg.path.hidden, scale=cfg.path.scale) if cfg.path.method == 'motion' else None
         return cls(build_encoder(cfg.encoder), MappingNetwork(cfg.encoder.z_dim, mp.w_dim, mp.n_layers, mp.lr_mul, mp.w_avg_beta),
-                   G, cfg.path.method, path, skips, g.blend and g.composite, g.mask_init)
+                   G, cfg.path.method, path, skips, g.blend and g.composite, g.mask_init,
+                   dict(res=g.warp_res, radius=g.warp_radius, tau=g.warp_tau) if g.warp else None, g.gamma)
 
     def styles(self, a:torch.Tensor, b:torch.Tensor, m:int, psi:float=1.0, method:str=None) -> torch.Tensor:
         "Keyframes (B,3,H,W) -> styles `w_t` (B,m,w_dim) along the path."
@@ -450,8 +495,14 @@ class StillFrames(nn.Module):
         method = method or self.method
         return interpolate(wa, wb, m, method, self.path if method == 'motion' else None)
 
-    def synthesize(self, ws:torch.Tensor, t:torch.Tensor, a:torch.Tensor, b:torch.Tensor, skips:dict=None):
-        "Styles `ws` (N,w_dim) at times `t` (N,) of clips with keyframes `a`, `b` (B,3,H,W), N = B*m -> frames (N,3,H,W), parts."
+    @torch.no_grad()
+    def keyframe_flows(self, a:torch.Tensor, b:torch.Tensor):
+        "Block-matching flows 0->1 and 1->0 between keyframes `a`, `b` (B,3,H,W), each (B,2,res,res); None without `warp`."
+        if self.warp is None: return None
+        return block_match(b.float(), a.float(), **self.warp), block_match(a.float(), b.float(), **self.warp)
+
+    def synthesize(self, ws:torch.Tensor, t:torch.Tensor, a:torch.Tensor, b:torch.Tensor, skips:dict=None, flows=None):
+        "Styles `ws` (N,w_dim) at times `t` (N,) of clips with keyframes `a`, `b` (B,3,H,W), N = B*m -> frames (N,3,H,W), parts {'mask', 'colour', 'blend'}."
         G, B = self.generator, a.shape[0]
         m = ws.shape[0] // B
         check_shape(ws, (B * m, G.w_dim), 'ws'); check_shape(t, (B * m,), 't')
@@ -466,16 +517,26 @@ class StillFrames(nn.Module):
             for conv in getattr(G, f'feat_{r}').convs: x = conv(x, ws)
             if r in G.sles: x = getattr(G, f'sle_{r}')(feats[G.sles[r]], x)
             feats[r] = x
-        colour = torch.tanh(G.to_rgb(x))
-        if not G.composite: return colour, {}
+        if self.warp is None and not G.composite: return torch.tanh(G.to_rgb(x)), {}
         tt = t.view(-1, 1, 1, 1).to(x)
-        if self.to_blend is None: beta = 1 - tt
+        ka, kb = rep(a), rep(b)
+        if self.warp is not None:                          # move each keyframe to time t: block matching + a learned residual
+            f01, f10 = flows if flows is not None else self.keyframe_flows(a, b)
+            up = lambda f: F.interpolate(f, size=x.shape[-2:], mode='bilinear', align_corners=False)
+            ft0, ft1 = time_flows(up(rep(f01)), up(rep(f10)), t)
+            residual = self.to_flow(x).float()
+            ka, kb = warp(ka, ft0 + residual[:, :2]), warp(kb, ft1 + residual[:, 2:])
+        if self.to_blend is None and self.gamma == 1: beta = 1 - tt
         else:
-            logit = torch.logit(1 - tt, eps=1e-6) + self.to_blend(x)
-            if skips is not None: logit = logit + rep(skips['visibility'])
+            logit = self.gamma * torch.logit(1 - tt, eps=1e-6)
+            if self.to_blend is not None: logit = logit + self.to_blend(x)
+            if self.to_blend is not None and skips is not None: logit = logit + rep(skips['visibility'])
             beta = torch.sigmoid(logit)
-        mask = torch.sigmoid(G.to_mask(x))
-        return composite(colour, mask, beta * rep(a) + (1 - beta) * rep(b)), {'mask': mask, 'colour': colour, 'blend': beta}
+        parts = {} if self.to_blend is None else {'blend': beta}
+        base = beta * ka + (1 - beta) * kb
+        if not G.composite: return base, parts                # the frame is the moved keyframes: G draws motion, not colour
+        colour, mask = torch.tanh(G.to_rgb(x)), torch.sigmoid(G.to_mask(x))
+        return composite(colour, mask, base), {'mask': mask, 'colour': colour} | parts
 
     def forward(self, a:torch.Tensor, b:torch.Tensor, m:int, psi:float=1.0, method:str=None, return_parts:bool=False):
         "Keyframes `a`, `b` (B,3,H,W) -> clip (B,m,3,H,W) (and parts {'mask', 'colour', 'blend'}, each (B,m,C,H,W))."
@@ -483,7 +544,7 @@ class StillFrames(nn.Module):
         B = a.shape[0]
         ws = self.styles(a, b, m, psi, method).flatten(0, 1)
         t = (torch.arange(m, device=a.device, dtype=a.dtype) / (m - 1)).repeat(B)
-        frames, parts = self.synthesize(ws, t, a, b, self.skips(a, b) if self.skips is not None else None)
+        frames, parts = self.synthesize(ws, t, a, b, self.skips(a, b) if self.skips is not None else None, self.keyframe_flows(a, b))
         unflat = lambda x: x.view(B, m, *x.shape[1:])
         frames = unflat(frames)
         return (frames, {k: unflat(v) for k, v in parts.items()}) if return_parts else frames
@@ -502,7 +563,7 @@ class StillFrames(nn.Module):
         if paste_keyframes: clip[:, 0], clip[:, -1] = a, b
         return clip
 
-# %% ../nbs/05_train.ipynb #e54a040d
+# %% ../nbs/05_train.ipynb #d04ca815
 GAN_LOSSES = {'hinge': (d_hinge_loss, g_hinge_loss), 'bce': (d_bce_loss, g_bce_loss),
               'lsgan': (d_lsgan_loss, g_lsgan_loss), 'wgan-gp': (d_wgan_loss, g_wgan_loss)}
 
@@ -516,16 +577,18 @@ def temporal_loss(fake:torch.Tensor, real:torch.Tensor) -> torch.Tensor:
     check_shape(fake, tuple(real.shape), 'fake')
     return F.l1_loss(fake.diff(dim=1), real.diff(dim=1))
 
-# %% ../nbs/05_train.ipynb #385bd207
+# %% ../nbs/05_train.ipynb #e4e18975
 def selection_loss(beta:torch.Tensor, real:torch.Tensor) -> torch.Tensor:
     "BCE of the learned cross-fade `beta` (B,m,1,H,W) against which keyframe of `real` (B,m,3,H,W) is closer to each true pixel, weighted by |X_1 - X_m|."
     check_shape(beta, (*real.shape[:2], 1, *real.shape[3:]), 'beta')
     a, b = real[:, :1], real[:, -1:]
     target = ((real - a).abs().sum(2, keepdim=True) < (real - b).abs().sum(2, keepdim=True)).to(beta)
     weight = (a - b).abs().mean(2, keepdim=True).expand_as(beta)[:, 1:-1]
-    bce = F.binary_cross_entropy(beta[:, 1:-1].clamp(1e-6, 1 - 1e-6), target[:, 1:-1], reduction='none')
+    p, y = beta[:, 1:-1].float().clamp(1e-6, 1 - 1e-6), target[:, 1:-1]
+    bce = -(y * p.log() + (1 - y) * (1 - p).log())
     return (bce * weight).sum() / weight.sum().clamp_min(1e-8)
 
+# %% ../nbs/05_train.ipynb #005420b3
 @torch.no_grad()
 def ema_update(ema:nn.Module, model:nn.Module, beta:float):
     "`ema <- beta * ema + (1 - beta) * model` on trainable parameters; buffers copied."
@@ -537,7 +600,7 @@ def ema_beta(step:int, beta:float) -> float:
     "The decay at `step`: `min(beta, (1 + step) / (10 + step))`."
     return min(beta, (1 + step) / (10 + step))
 
-# %% ../nbs/05_train.ipynb #787f5c69
+# %% ../nbs/05_train.ipynb #f8e62511
 @dataclass
 class DistEnv:
     "Who this process is in a `torchrun` job."
@@ -571,8 +634,8 @@ def sync_grads_(params:list, world:int):
         if p.grad is None: p.grad = torch.zeros_like(p)
     all_reduce_mean_([p.grad for p in params], world)
 
-# %% ../nbs/05_train.ipynb #3e0cb62b
-LOSS_NAMES = ('g_total', 'rec', 'rec_mse', 'content', 'colour', 'temporal', 'mask_tv', 'mask_sat', 'blend_sharp', 'select', 'g_img', 'g_seq', 'pl', 'pl_mean',
+# %% ../nbs/05_train.ipynb #11606fc7
+LOSS_NAMES = ('g_total', 'rec', 'rec_mse', 'content', 'colour', 'temporal', 'mask_tv', 'mask_sat', 'select', 'g_img', 'g_seq', 'pl', 'pl_mean',
               'd_total', 'd_img', 'd_ssl', 'd_edge', 'd_seq', 'gp', 'r1')
 
 class NonFiniteLoss(RuntimeError):
@@ -609,6 +672,7 @@ class Trainer:
             frozen = not any(p.requires_grad for p in enc.stages.parameters())
             self.content_net = enc if frozen else copy.deepcopy(enc).requires_grad_(False)
         self.D_img = ImageDiscriminator(c.size, d.ndf).to(dev)
+        if d.finetune_last > 0: freeze_d(self.D_img, d.finetune_last)
         self.D_seq = SequenceDiscriminator(c.frames, c.size, d.seq_ndf, d.seq_scales, d.seq_layers).to(dev) if c.loss.seq_adv > 0 else None
         if self.world > 1:
             for mod in (self.model, self.D_img, self.D_seq):
@@ -617,7 +681,7 @@ class Trainer:
         if self.cuda and c.optim.channels_last:
             for mod in (self.model, self.ema, self.D_img): mod.to(memory_format=torch.channels_last)
         self.g_params = [p for p in self.model.parameters() if p.requires_grad]
-        self.d_params = [p for D in (self.D_img, self.D_seq) if D is not None for p in D.parameters()]
+        self.d_params = [p for D in (self.D_img, self.D_seq) if D is not None for p in D.parameters() if p.requires_grad]
         o = c.optim
         self.opt_g = torch.optim.Adam(self.g_params, lr=o.lr_g, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.d_params, lr=o.lr_d, betas=(o.beta1, o.beta2))
@@ -702,9 +766,6 @@ class Trainer:
         if 'blend' in parts and c.select > 0:
             logs['select'] = selection_loss(parts['blend'], real)
             loss = loss + c.select * logs['select']
-        if 'blend' in parts and c.blend_sharp > 0:
-            logs['blend_sharp'] = (parts['blend'] * (1 - parts['blend'])).mean()
-            loss = loss + c.blend_sharp * logs['blend_sharp']
         if adversarial:
             g_fn = GAN_LOSSES[c.gan][1]
             logs['g_img'] = g_fn(self.D_img(self.d_aug(self.pick_frames(fake, self.cfg.discriminator.image_frames))))
@@ -757,7 +818,7 @@ class Trainer:
         self.step += 1
         return logs
 
-# %% ../nbs/05_train.ipynb #c62fa2be
+# %% ../nbs/05_train.ipynb #f845669d
 CKPT_FORMAT = 'stillframes-train-1'
 
 def _rng_state() -> dict:
@@ -830,7 +891,20 @@ def load(self:Trainer, path):
     "Continue from the checkpoint file at `path`."
     return self.load_state_dict(_read_checkpoint(path, self.device), str(path))
 
-# %% ../nbs/05_train.ipynb #05e40c1a
+@patch
+def init_from(self:Trainer, path):
+    "Fine-tuning: start from the weights (model, EMA, both Ds) of another run with the same architecture; fresh optimisers, step 0."
+    ckpt = _read_checkpoint(path, self.device)
+    if not isinstance(ckpt, dict) or ckpt.get('format') != CKPT_FORMAT: raise RuntimeError(f'{path}: not a stillframes training checkpoint')
+    try:
+        for mod, key in ((self.model, 'model'), (self.ema, 'ema'), (self.D_img, 'D_img'), (self.D_seq, 'D_seq')):
+            if mod is not None and ckpt.get(key) is not None: mod.load_state_dict(ckpt[key])
+    except RuntimeError as e:
+        arch = [d for d in config_diff(ckpt['config'], self.cfg) if d.split('.')[0] in ('size', 'frames', 'encoder', 'mapping', 'path', 'generator', 'discriminator')]
+        raise RuntimeError(f"{path}: another architecture, cannot fine-tune from it ({'; '.join(arch) or str(e).splitlines()[0]})") from None
+    return self
+
+# %% ../nbs/05_train.ipynb #70ad3ddd
 class MetricsLog:
     "Appends rows of mean losses to OUT/metrics.csv (dropping rows after `start_step`), and to TensorBoard when installed."
     def __init__(self, out, start_step:int=0, tensorboard:bool=True):
@@ -865,12 +939,13 @@ def fit(self:Trainer, steps:int=None, minutes:float=None, data:Dataset=None, pro
     "Train until `steps` (default `cfg.optim.steps`) or `minutes` of wall clock; returns the last checkpoint path (or None)."
     c, L = self.cfg, self.cfg.log
     total = c.optim.steps if steps is None else steps
+    ckpt = self.out / 'checkpoint.pt' if self.out is not None else None
+    if self.step >= total and ckpt is not None and ckpt.exists(): return ckpt
     ds = clip_dataset(c) if data is None else data
     dl = DataLoader(ds, batch_sampler=StepBatches(len(ds), c.optim.batch_size, c.seed, self.rank, self.world, self.step),
                     num_workers=c.data.num_workers, pin_memory=self.cuda, persistent_workers=c.data.num_workers > 0,
                     generator=torch.Generator().manual_seed(c.seed))
     log = MetricsLog(self.out, self.step, L.tensorboard) if self.out is not None and self.rank == 0 else None
-    ckpt = self.out / 'checkpoint.pt' if self.out is not None else None
     saved = ckpt if ckpt is not None and ckpt.exists() else None
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=self.step, disable=not progress or self.rank != 0, desc='train', dynamic_ncols=True)
@@ -913,7 +988,7 @@ def write_samples(self:Trainer, ds:Dataset, n:int=4) -> Path:
     iio.imwrite(path, clip_grid(torch.stack([x for pair in zip(clips, fake) for x in pair])))
     return path
 
-# %% ../nbs/05_train.ipynb #31f9d9bb
+# %% ../nbs/05_train.ipynb #b0774807
 MODEL_FORMAT = 'stillframes-model-1'
 
 def load_model(path, device=None) -> StillFrames:
@@ -934,7 +1009,7 @@ def export_model(ckpt_path, path, half:bool=True) -> Path:
     ema = {k: v.half() if half and torch.is_tensor(v) and v.is_floating_point() else v for k, v in ckpt['ema'].items()}
     return atomic_save({'format': MODEL_FORMAT, 'config': ckpt['config'], 'step': ckpt['step'], 'ema': ema}, path)
 
-# %% ../nbs/05_train.ipynb #0cd95c1b
+# %% ../nbs/05_train.ipynb #45ded089
 def _parse_value(s:str):
     import ast
     try: return ast.literal_eval(s)
@@ -955,13 +1030,19 @@ def build_config(preset:str='tiny', data:str=None, steps:int=None, overrides=())
         kw[k.strip()] = _parse_value(v.strip())
     return TrainConfig.preset(preset, **kw)
 
-def train(cfg:TrainConfig, out, resume:bool=False, minutes:float=None, device=None, progress:bool=True, export=None) -> Path:
-    "Train `cfg` into folder `out`, continuing its checkpoint when `resume`; returns the checkpoint path."
+def train(cfg:TrainConfig, out, resume:bool=False, minutes:float=None, device=None, progress:bool=True, export=None, init=None) -> Path:
+    "Train `cfg` into folder `out`, continuing its checkpoint when `resume`, else starting from the weights of checkpoint `init` (fine-tuning); returns the checkpoint path."
     out = Path(out)
+    ckpt = out / 'checkpoint.pt'
+    if ckpt.exists() and not resume: raise RuntimeError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    if ckpt.exists():   # a finished run with this config: nothing to train (its optimiser state is not even read)
+        done = _read_checkpoint(ckpt)
+        if isinstance(done, dict) and done.get('format') == CKPT_FORMAT and done['step'] >= cfg.optim.steps and not config_diff(done['config'], cfg):
+            if export and int(os.environ.get('RANK', 0)) == 0: export_model(ckpt, export)
+            return ckpt
     tr = Trainer(cfg, out, device)
-    if (out / 'checkpoint.pt').exists():
-        if not resume: raise RuntimeError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
-        tr.load(out / 'checkpoint.pt')
+    if ckpt.exists(): tr.load(ckpt)
+    elif init is not None: tr.init_from(init)
     if tr.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'config.json').write_text(json.dumps(asdict(cfg), indent=1))
@@ -984,20 +1065,22 @@ def train_cli(argv=None):
     p.add_argument('--export', metavar='FILE', help='also write the EMA model alone (fp16) to FILE, for stillframes-animate')
     p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--init', metavar='CKPT', help='fine-tune: start from the weights of this checkpoint (e.g. with --set discriminator.finetune_last=2 for FreezeD)')
     a = p.parse_args(argv)
-    try: path = train(build_config(a.preset, a.data, a.steps, a.set), a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export)
+    try: path = train(build_config(a.preset, a.data, a.steps, a.set), a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export, a.init)
     except (ValueError, FileNotFoundError, RuntimeError) as e: _fail('stillframes-train', e)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
     print(f"checkpoint: {path}")
     return path
 
-# %% ../nbs/05_train.ipynb #6bc2caaf
+# %% ../nbs/05_train.ipynb #154a9284
 EXAMPLE_CLIP = 3
 
 def asset_path(name:str='tiny.pt') -> Path:
     "A file shipped in `stillframes/assets`."
-    return Path(__file__).parent / 'assets' / name
+    import stillframes
+    return Path(stillframes.__file__).parent / 'assets' / name
 
 def example_keyframes(size:int=64) -> tuple:
     "Two built-in keyframes (3,size,size): first and last frame of held-out ToonClips test clip `EXAMPLE_CLIP`."
@@ -1068,7 +1151,7 @@ def animate_cli(argv=None):
     print(f"wrote {path} ({clip.shape[0]} frames, {clip.shape[-1]}x{clip.shape[-2]})")
     return path
 
-# %% ../nbs/05_train.ipynb #8c392e98
+# %% ../nbs/05_train.ipynb #062073c1
 def demo(out, minutes:float=6, eval_clips:int=100, resume:bool=False, device=None, progress:bool=True, **overrides):
     "Train the tiny preset for `minutes`, evaluate it beside the baselines and write the table, a GIF and a strip to `out`."
     from stillframes.eval import evaluate, save_results, describe_run, BASELINES
@@ -1121,3 +1204,8 @@ def demo_cli(argv=None):
     print(table.round(4).to_markdown())
     print(f"wrote {a.out}/results.csv, results.md, results.png, demo.gif, strip.png in {table.attrs['seconds'] / 60:.1f} min")
     return table
+
+# The console scripts: pip's wrapper passes a function's return value to `sys.exit`, so they return nothing (status 0).
+def train_main(): train_cli()
+def animate_main(): animate_cli()
+def demo_main(): demo_cli()

@@ -41,7 +41,7 @@ def test_train_step_finite_and_changes_parameters(ds):
     core = {'g_total', 'rec', 'content', 'temporal', 'g_img', 'g_seq', 'd_total', 'd_img', 'd_ssl', 'd_seq'}
     assert core <= set(logs) <= set(LOSS_NAMES) - {'gp'}, sorted(logs)
     assert all(isinstance(v, float) and math.isfinite(v) for v in logs.values()), logs
-    assert all(not torch.equal(p, q) for p, q in zip(tr.model.parameters(), g0))
+    assert all(not torch.equal(p, q) for p, q in zip(tr.model.parameters(), g0) if p.requires_grad)
     # every D weight moves; a patch head's bias can get an exactly zero hinge gradient (as many real as fake patches active)
     assert all(not torch.equal(p, q) for p, q in zip([*tr.D_img.parameters(), *tr.D_seq.parameters()], d0) if p.ndim > 1)
     assert not params_equal(tr.ema, Trainer(small_cfg(), device='cpu').ema)
@@ -146,3 +146,71 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     assert torch.load(out / 'checkpoint.pt', weights_only=False)['world'] == 2
     ref = Trainer(small_cfg(), device='cpu')
     assert (out / 'rank0.first').read_text() != hashlib.sha256(next(ref.model.parameters()).detach().numpy().tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize('kw', [{'generator.skips': False}, {'generator.warp': False, 'generator.composite': True},
+                                {'generator.composite': True, 'generator.blend': True}, {'discriminator.finetune_last': 2},
+                                {'path.method': 'motion', 'encoder.backbone': 'resnet18', 'encoder.freeze': True}])
+def test_ablations_train(ds, kw):
+    tr = Trainer(small_cfg(**{'optim.warmup': 0, 'loss.pl_every': 1, **kw}), device='cpu')
+    logs = tr.train_step(torch.utils.data.default_collate([ds[0], ds[1]]))
+    assert all(math.isfinite(v) for v in logs.values()), logs
+
+
+def test_animate_example_uses_the_shipped_model(tmp_path):
+    from stillframes.train import animate_cli, asset_path, load_model
+    import imageio.v3 as iio
+    assert asset_path().exists() and asset_path().stat().st_size < 8e6
+    model = load_model(asset_path(), 'cpu')
+    assert model.size == 64 and model.config.encoder.backbone == 'conv'
+    out = animate_cli(['--example', str(tmp_path / 'ex.gif'), '--frames', '6', '--device', 'cpu'])
+    assert iio.imread(out, index=None).shape == (6, 64, 64, 3)
+
+
+def test_animate_cli_any_size_upscale_and_errors(tmp_path, ds):
+    from stillframes.train import animate_cli, export_model
+    from stillframes.utils import to_uint8
+    import imageio.v3 as iio
+    tr = Trainer(small_cfg(), tmp_path / 'run', 'cpu')
+    tr.fit(1, data=ds, progress=False)
+    model = export_model(tmp_path / 'run' / 'checkpoint.pt', tmp_path / 'm.pt')
+    grey = (to_uint8(ds[0][0][0]).mean(-1)).astype('uint8').repeat(3, 0).repeat(2, 1)   # 96 x 64, greyscale
+    iio.imwrite(tmp_path / 'a.png', grey)
+    rgba = to_uint8(ds[0][0][-1])
+    iio.imwrite(tmp_path / 'b.png', __import__('numpy').concatenate([rgba, rgba[..., :1] * 0 + 255], -1))
+    strip = animate_cli([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--frames', '5', '--out', str(tmp_path / 's.png'), '--upscale'])
+    assert iio.imread(strip).shape == (96, 5 * 64 + 4, 3)
+    import importlib.util
+    if importlib.util.find_spec('imageio_ffmpeg'):
+        mp4 = animate_cli([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--frames', '4', '--out', str(tmp_path / 'v.mp4')])
+        assert mp4.stat().st_size > 0
+    code = 'from stillframes.train import animate_cli; import sys; animate_cli(sys.argv[1:])'
+    for args, msg in [([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'nope.png'), '--out', str(tmp_path / 'x.gif')], 'nope.png'),
+                      ([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif'), '--path', 'motion'], 'no learned path'),
+                      ([str(tmp_path / 'a.png'), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif')], 'cannot read checkpoint')]:
+        r = subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True)
+        assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_freezed_fine_tuning_keeps_early_d_stages(ds, tmp_path):
+    src = Trainer(small_cfg(), tmp_path / 'src', 'cpu')
+    src.fit(1, data=ds, progress=False)
+    tr = Trainer(small_cfg(**{'optim.warmup': 0, 'data.style': 'B', 'discriminator.finetune_last': 1}), tmp_path / 'ft', 'cpu')
+    tr.init_from(tmp_path / 'src' / 'checkpoint.pt')
+    assert tr.step == 0 and params_equal(tr.model, src.model) and params_equal(tr.D_img, src.D_img)
+    frozen = {n: p.detach().clone() for n, p in tr.D_img.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in tr.D_img.named_parameters() if p.requires_grad}
+    assert frozen and trainable
+    tr.train_step(torch.utils.data.default_collate([ds[0], ds[1]]))
+    assert all(torch.equal(p, frozen[n]) for n, p in tr.D_img.named_parameters() if n in frozen)
+    assert any(not torch.equal(p, trainable[n]) for n, p in tr.D_img.named_parameters() if n in trainable)
+    other = Trainer(small_cfg(**{'generator.skips': False}), None, 'cpu')
+    with pytest.raises(RuntimeError, match='another architecture.*generator.skips'):
+        other.init_from(tmp_path / 'src' / 'checkpoint.pt')
+
+
+def test_console_scripts_exit_zero(tmp_path):
+    exe = Path(sys.executable).parent / 'stillframes-animate'
+    if not exe.exists(): pytest.skip('console scripts not installed (pip install -e .)')
+    r = subprocess.run([str(exe), '--example', str(tmp_path / 'ex.gif'), '--frames', '4', '--device', 'cpu'], capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path / 'ex.gif').exists(), r.stderr[-500:]
