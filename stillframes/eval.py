@@ -10,10 +10,11 @@ __all__ = ['INCEPTION_FILE', 'IMAGE_EXTENSIONS', 'FARNEBACK', 'N_CHARS', 'METRIC
            'fid', 'read_folder', 'fid_folders', 'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet',
            'toon_targets', 'toon_loss', 'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path',
            'save_toon_net', 'load_toon_net', 'toon_features', 'toon_fd', 'predict_middles', 'evaluate', 'plot_results',
-           'describe_run', 'save_results', 'eval_parser', 'cli_methods', 'cli_clips', 'eval_cli']
+           'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size', 'cli_methods', 'cli_clips',
+           'eval_cli', 'style_pca', 'LatentWalk']
 
 # %% ../nbs/06_eval.ipynb #da42b2d6
-import argparse, functools, math, time
+import argparse, contextlib, functools, math, time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .utils import check_shape, to_uint8, atomic_save, default_device, seed_everything
+from .utils import check_shape, to_uint8, frame_strip, atomic_save, default_device, seed_everything
 from .data import ToonClips, STYLES, SHAPES, SCENERIES, load_image
+from .interpolation import lerp, slerp
 
 # %% ../nbs/06_eval.ipynb #0feaa9f8
 def _unit(x:torch.Tensor) -> torch.Tensor:
@@ -499,11 +501,12 @@ BASELINES = {'copy_nearest': copy_nearest, 'crossfade': crossfade, 'flow_interp'
 def eval_parser() -> argparse.ArgumentParser:
     "The argument parser of `stillframes-eval`."
     p = argparse.ArgumentParser(prog='stillframes-eval', description='Score in-betweening methods on held-out clips: PSNR, SSIM, toon FD (and FID).')
-    p.add_argument('--baselines', action='store_true', help='evaluate copy_nearest, crossfade and flow_interp')
-    p.add_argument('--data', default='toon', choices=['toon'], help='held-out data: ToonClips split "test"')
+    p.add_argument('ckpt', nargs='*', help='trained stillframes checkpoints or exported models, scored beside the baselines')
+    p.add_argument('--baselines', action='store_true', help='evaluate copy_nearest, crossfade and flow_interp (always done beside a checkpoint)')
+    p.add_argument('--data', default='toon', help="'toon' (ToonClips split \"test\"), or a folder of frames or a video file")
     p.add_argument('--out', default='results', help='output folder for results.csv, results.md, results.png')
-    p.add_argument('--n', type=int, default=200, help='number of held-out clips')
-    p.add_argument('--size', type=int, default=64, help='frame size in pixels')
+    p.add_argument('--n', type=int, default=200, help='number of held-out clips (from a folder: at most this many, evenly spread)')
+    p.add_argument('--size', type=int, default=None, help="frame size in pixels (default: the checkpoint's size, else 64)")
     p.add_argument('--frames', type=int, default=8, help='frames per clip, keyframes included')
     p.add_argument('--batch-size', type=int, default=25, help='clips per batch')
     p.add_argument('--fid', action='store_true', help='also compute FID (needs $TORCH_HOME/hub/checkpoints/' + INCEPTION_FILE + ')')
@@ -511,28 +514,206 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p
 
-def cli_methods(args) -> dict:
-    "The methods the command line asks for, by name."
-    return dict(BASELINES) if args.baselines else {}
+def _cli_error(e) -> SystemExit:
+    return SystemExit(f"stillframes-eval: {' '.join(str(e).split()) or type(e).__name__}")
+
+def _model_name(path:Path, step, taken) -> str:
+    "`stillframes (<stem>, <step> steps)`; the parent folder joins the stem when two files share a name."
+    steps = f', {step} steps' if step is not None else ''
+    for label in (path.stem, f'{path.parent.name}/{path.stem}', str(path)):
+        name = f'stillframes ({label}{steps})'
+        if name not in taken: return name
+    return f'stillframes ({path}{steps}) #{len(taken) + 1}'
+
+def cli_models(args) -> dict:
+    "The trained models named on the command line, loaded, by table name; a one-line exit for a file that is not one."
+    if not args.ckpt: return {}
+    from stillframes.train import load_model, ckpt_step   # stillframes.train imports this module
+    models = {}
+    for p in map(Path, args.ckpt):
+        try:
+            model = load_model(p, args.device)
+            try: step = ckpt_step(p)
+            except (KeyError, TypeError, ValueError): step = None
+        except (RuntimeError, FileNotFoundError, ValueError, KeyError, TypeError) as e:
+            msg = ' '.join(str(e).split())
+            raise _cli_error(msg if str(p) in msg else f"{p}: not a usable stillframes checkpoint ({type(e).__name__}: {msg})") from None
+        models[_model_name(p, step, models)] = model
+    return models
+
+def cli_size(args, models:dict) -> int:
+    "The frame size to evaluate at: the models' own (which `--size` must not contradict), else `--size`, else 64."
+    sizes = {m.size for m in models.values()}
+    if len(sizes) > 1:
+        raise _cli_error(f"the checkpoints draw frames of different sizes ({', '.join(f'{k}: {m.size}' for k, m in models.items())}); evaluate them separately")
+    if not sizes: return 64 if args.size is None else args.size
+    size = sizes.pop()
+    if args.size is not None and args.size != size:
+        raise _cli_error(f"--size {args.size} does not match the checkpoint's frame size {size}; leave out --size (or pass --size {size})")
+    return size
+
+def cli_methods(args, models:dict=None) -> dict:
+    "The methods the command line asks for, by name: the trained models, then the baselines (always beside a model)."
+    models = cli_models(args) if models is None else models
+    return {**models, **BASELINES} if models or args.baselines else {}
 
 def cli_clips(args):
-    "The held-out clips the command line asks for."
+    "The held-out clips the command line asks for: ToonClips `test`, or clips from a folder of frames or a video."
+    size = 64 if args.size is None else args.size
     if args.frames < 3: raise SystemExit(f"stillframes-eval: --frames must be at least 3, got {args.frames}")
-    try: return ToonClips(args.n, frames=args.frames, size=args.size, split='test')
-    except ValueError as e: raise SystemExit(f"stillframes-eval: {e}") from None
+    if args.n < 1: raise SystemExit(f"stillframes-eval: --n must be at least 1, got {args.n}")
+    if args.data == 'toon':
+        try: return ToonClips(args.n, frames=args.frames, size=size, split='test')
+        except ValueError as e: raise SystemExit(f"stillframes-eval: {e}") from None
+    from stillframes.data import FrameFolder
+    try: ds = FrameFolder(args.data, args.frames, stride=1, size=size)
+    except (FileNotFoundError, ValueError, OSError) as e: raise _cli_error(e) from None
+    if len(ds) <= args.n: return ds
+    return torch.utils.data.Subset(ds, np.linspace(0, len(ds) - 1, args.n).round().astype(int).tolist())
 
 def eval_cli(argv=None):
-    "Console script `stillframes-eval`: evaluate methods on held-out clips and write the results table, markdown and plot."
+    "Console script `stillframes-eval`: evaluate trained models and/or the baselines on held-out clips; write the table, markdown and plot."
     parser = eval_parser()
-    args = parser.parse_args(argv)
-    methods = cli_methods(args)
-    if not methods: parser.error('nothing to evaluate: pass --baselines')
+    args = parser.parse_intermixed_args(argv)   # checkpoints may come before and after options
+    if not args.ckpt and not args.baselines: parser.error('nothing to evaluate: pass a checkpoint or --baselines')
+    models = cli_models(args)
+    args.size = cli_size(args, models)
+    methods = cli_methods(args, models)
     if args.fid:
         try: inception_net(args.device)
         except RuntimeError as e: raise SystemExit(f"stillframes-eval: {e}") from None
+    clips = cli_clips(args)
     start = time.time()
-    table, by_t = evaluate(methods, cli_clips(args), batch_size=args.batch_size, fid=args.fid, device=args.device, progress=not args.quiet)
+    table, by_t = evaluate(methods, clips, batch_size=args.batch_size, fid=args.fid, device=args.device, progress=not args.quiet)
     paths = save_results(table, by_t, args.out)
     print(describe_run(table))
     print(table.to_markdown(floatfmt='.4g'))
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {time.time() - start:.0f} s")
+
+# %% ../nbs/06_eval.ipynb #d3b81553
+@contextlib.contextmanager
+def _eval_mode(model:nn.Module):
+    "Put `model` in eval mode for the block (no gradients), then back to its mode."
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(): yield model
+    finally: model.train(was)
+
+def style_pca(model, k:int=3, n:int=200, batch_size:int=50, seed:int=0) -> tuple:
+    "Top-`k` PCA directions of the styles of both keyframes of `n` ToonClips `val` clips: `w_pca`'s `(mean, components, std)`."
+    from stillframes.interpolation import w_pca
+    dev = next(model.parameters()).device
+    ds = ToonClips(n, frames=2, size=model.size, split='val', seed=seed)
+    ws = []
+    with _eval_mode(model):
+        for i in range(0, n, batch_size):
+            keys = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, n))]).to(dev)
+            ws.append(model.styles(keys[:, 0], keys[:, 1], 2, method='lerp').flatten(0, 1).float().cpu())
+    return w_pca(torch.cat(ws), k)
+
+def _png(img:np.ndarray, scale:int=1) -> bytes:
+    "uint8 image `(H, W, 3)` -> PNG bytes, enlarged `scale` times (nearest neighbour)."
+    import io
+    from PIL import Image
+    if scale > 1: img = img.repeat(scale, 0).repeat(scale, 1)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='png')
+    return buf.getvalue()
+
+class LatentWalk:
+    "Sliders over a model's path in W between two keyframes: the time `t`, the path method, offsets along the top PCA directions."
+    def __init__(self,
+                 model,                  # a `stillframes.train.StillFrames`
+                 frame_a:torch.Tensor,   # first keyframe (3, S, S) in [-1, 1], S = `model.size`
+                 frame_b:torch.Tensor,   # last keyframe
+                 n_frames:int=8,         # frames in the strip, t = 0 and 1 included
+                 n_dirs:int=3,           # PCA directions, one slider each
+                 dirs:tuple=None,        # `(mean, components, std)` as `w_pca` returns; default `style_pca(model, n_dirs, n_pca)`
+                 n_pca:int=200,          # ToonClips whose keyframe styles `style_pca` uses
+                 scale:int=4):           # enlargement of the frame image; the strip gets half
+        import ipywidgets as widgets
+        if n_frames < 2: raise ValueError(f"n_frames must be at least 2, got {n_frames}")
+        self.model, self.n_frames, self.scale = model, n_frames, scale
+        self.device = next(model.parameters()).device
+        s = model.size
+        a, b = (x[None] if x.ndim == 3 else x for x in (frame_a, frame_b))
+        check_shape(a, (1, 3, s, s), 'frame_a'); check_shape(b, (1, 3, s, s), 'frame_b')
+        self.a, self.b = a.to(self.device).float(), b.to(self.device).float()
+        self.methods = ('lerp', 'slerp') + (('motion',) if model.path is not None else ())
+        _, comps, std = style_pca(model, n_dirs, n_pca) if dirs is None else dirs
+        w_dim = model.generator.w_dim
+        check_shape(comps, (None, w_dim), 'dirs components')
+        if not 1 <= n_dirs <= len(comps): raise ValueError(f"n_dirs must be in 1..{len(comps)} (the directions given), got {n_dirs}")
+        self.steps = (comps[:n_dirs] * std[:n_dirs, None]).float().to(self.device)   # one row = one std along a direction
+        with _eval_mode(model): self.skips = model.skips(self.a, self.b) if model.skips is not None else None
+        self._paths = {}
+        self.t_slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description='t')
+        self.method_menu = widgets.Dropdown(options=list(self.methods), value=model.method if model.method in self.methods else 'lerp', description='path')
+        self.dir_sliders = [widgets.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.1, description=f'PC{i + 1} (std)',
+                                                continuous_update=False) for i in range(n_dirs)]
+        self.frame_image = widgets.Image(format='png')
+        self.strip_image = widgets.Image(format='png')
+        self.t_slider.observe(lambda _: self.update_frame(), names='value')
+        for w in (self.method_menu, *self.dir_sliders): w.observe(lambda _: self.update(), names='value')
+        self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.t_slider, self.method_menu, *self.dir_sliders]), self.frame_image]),
+                                    self.strip_image])
+        self.update()
+
+    def _check(self, method:str, offsets):
+        if method not in self.methods:
+            why = " (this model has no learned path: it was trained with path.method='lerp')" if method == 'motion' else ''
+            raise ValueError(f"method must be one of {list(self.methods)}, got {method!r}{why}")
+        off = torch.zeros(len(self.steps)) if offsets is None else torch.as_tensor(offsets, dtype=torch.float32).reshape(-1)
+        if len(off) != len(self.steps): raise ValueError(f"offsets: expected {len(self.steps)} values (one per direction), got {len(off)}")
+        return off.to(self.device)
+
+    def path(self, method:str='lerp') -> torch.Tensor:
+        "The model's styles `(n_frames, w_dim)` at t = k / (n_frames - 1) along `method`."
+        self._check(method, None)
+        if method not in self._paths:
+            with _eval_mode(self.model): self._paths[method] = self.model.styles(self.a, self.b, self.n_frames, method=method)[0].float()
+        return self._paths[method]
+
+    def styles(self, t, method:str='lerp', offsets=None) -> torch.Tensor:
+        "Styles `(N, w_dim)` at times `t` (a number or `(N,)`): `method`'s path, plus `offsets` (in stds) along the PCA directions."
+        off = self._check(method, offsets)
+        t = torch.as_tensor(t, dtype=torch.float32, device=self.device).reshape(-1)
+        if ((t < 0) | (t > 1)).any(): raise ValueError(f"t must lie in [0, 1], got {t.tolist()}")
+        p = self.path(method)
+        if method == 'lerp': w = lerp(p[0], p[-1], t)
+        elif method == 'slerp': w = slerp(p[0], p[-1], t)
+        else:   # the learned path exists at the strip's times only: straight lines between them
+            s = t * (len(p) - 1)
+            i = s.floor().long().clamp(max=len(p) - 2)
+            u = (s - i)[:, None]
+            w = (1 - u) * p[i] + u * p[i + 1]
+        return w + off @ self.steps
+
+    def _draw(self, ws:torch.Tensor, t:torch.Tensor) -> torch.Tensor:
+        with _eval_mode(self.model): frames, _ = self.model.synthesize(ws, t, self.a, self.b, self.skips)
+        return frames.clamp(-1, 1).cpu()
+
+    def frame(self, t:float, method:str='lerp', offsets=None) -> torch.Tensor:
+        "The frame `(3, S, S)` the generator draws at time `t`."
+        return self._draw(self.styles(t, method, offsets), torch.tensor([float(t)], device=self.device))[0]
+
+    def strip(self, method:str='lerp', offsets=None) -> torch.Tensor:
+        "`n_frames` frames `(n_frames, 3, S, S)` at t = k / (n_frames - 1)."
+        t = torch.linspace(0, 1, self.n_frames, device=self.device)
+        return self._draw(self.styles(t, method, offsets), t)
+
+    @property
+    def offsets(self) -> list: return [s.value for s in self.dir_sliders]
+
+    def update_frame(self):
+        "Redraw the frame image from the sliders."
+        f = self.frame(self.t_slider.value, self.method_menu.value, self.offsets)
+        self.frame_image.value = _png(to_uint8(f), self.scale)
+
+    def update(self):
+        "Redraw the frame and the strip from the widgets' current values."
+        self.strip_image.value = _png(frame_strip(self.strip(self.method_menu.value, self.offsets)), max(1, self.scale // 2))
+        self.update_frame()
+
+    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)

@@ -134,3 +134,148 @@ def test_cli_writes_results(tmp_path):
     table = pd.read_csv(tmp_path / 'results.csv', index_col='method')
     assert list(table.index) == ['copy_nearest', 'crossfade', 'flow_interp']
     assert {'psnr', 'ssim', 'toon_fd'} <= set(table.columns)
+
+
+# --- checkpoints on the command line -------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def one_step_ckpt(tmp_path_factory):
+    "A real training checkpoint after one step of the tiny preset (about 2 s on a CPU)."
+    from stillframes.train import Trainer, TrainConfig
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp('ckpt')
+    cfg = TrainConfig.tiny(**{'optim.steps': 1, 'optim.batch_size': 2, 'log.tensorboard': False})
+    tr = Trainer(cfg, out=out / 'run', device='cpu')
+    return tr.fit(1, data=ToonClips(4, frames=8, size=64), progress=False)
+
+
+def test_cli_scores_checkpoint_beside_baselines(one_step_ckpt, tmp_path, capsys):
+    import pandas as pd
+    ev.eval_cli([str(one_step_ckpt), '--n', '4', '--out', str(tmp_path / 'res'), '--quiet', '--device', 'cpu'])
+    assert (tmp_path / 'res' / 'results.csv').is_file()
+    table = pd.read_csv(tmp_path / 'res' / 'results.csv', index_col='method')
+    assert list(table.index) == ['stillframes (checkpoint, 1 steps)', 'copy_nearest', 'crossfade', 'flow_interp']
+    assert table.notna().all().all()
+    out = capsys.readouterr().out
+    assert '4 held-out clips, 64 px, 8 frames' in out and '| stillframes (checkpoint, 1 steps) |' in out
+
+
+def test_cli_size_follows_checkpoint_and_mismatch_fails(one_step_ckpt):
+    args = ev.eval_parser().parse_args([str(one_step_ckpt)])
+    models = ev.cli_models(args)
+    assert ev.cli_size(args, models) == 64
+    assert list(ev.cli_methods(args, models)) == [*models, *ev.BASELINES]
+    with pytest.raises(SystemExit) as e:   # checkpoints may stand after options, too
+        ev.eval_cli(['--size', '32', str(one_step_ckpt), '--n', '2', str(one_step_ckpt), '--quiet', '--device', 'cpu'])
+    assert e.value.code == "stillframes-eval: --size 32 does not match the checkpoint's frame size 64; leave out --size (or pass --size 64)"
+
+
+def _run_cli(*argv):
+    code = f'import sys, torch; torch.set_num_threads(1); from stillframes.eval import eval_cli; eval_cli(sys.argv[1:])'
+    return subprocess.run([sys.executable, '-c', code, *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_bad_checkpoint_is_one_line_error(tmp_path):
+    bad = tmp_path / 'notes.pt'
+    bad.write_text('not a checkpoint')
+    missing = tmp_path / 'missing.pt'
+    for path in (bad, missing):
+        res = _run_cli(str(path), '--n', '2', '--out', str(tmp_path / 'res'))
+        assert res.returncode != 0
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith('stillframes-eval: ') and str(path) in lines[0], res.stderr
+    assert not (tmp_path / 'res').exists()
+
+
+def test_cli_mismatched_size_in_subprocess(one_step_ckpt, tmp_path):
+    res = _run_cli(str(one_step_ckpt), '--size', '128', '--out', str(tmp_path / 'res'))
+    assert res.returncode == 1
+    assert res.stderr.strip() == "stillframes-eval: --size 128 does not match the checkpoint's frame size 64; leave out --size (or pass --size 64)"
+
+
+def test_cli_needs_something_to_evaluate():
+    with pytest.raises(SystemExit) as e: ev.eval_cli(['--out', 'unused'])
+    assert e.value.code == 2
+
+
+def test_cli_data_folder(tmp_path):
+    from PIL import Image
+    frames = tmp_path / 'frames'
+    _write_pngs(frames, ToonClips(1, frames=14, size=32, split='test')[0][0])
+    ev.eval_cli(['--baselines', '--data', str(frames), '--size', '32', '--n', '3', '--out', str(tmp_path / 'res'), '--quiet'])
+    import pandas as pd
+    assert list(pd.read_csv(tmp_path / 'res' / 'results.csv', index_col='method').index) == list(ev.BASELINES)
+    assert '3 held-out clips, 32 px, 8 frames' in (tmp_path / 'res' / 'results.md').read_text()
+    empty = tmp_path / 'empty'; empty.mkdir()
+    for data in (empty, tmp_path / 'nowhere'):
+        with pytest.raises(SystemExit) as e: ev.eval_cli(['--baselines', '--data', str(data), '--out', str(tmp_path / 'x')])
+        assert isinstance(e.value.code, str) and '\n' not in e.value.code and str(data) in e.value.code
+
+
+# --- latent walk ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def walk_parts():
+    "A tiny random model, two ToonClips keyframes and PCA directions with a large std, so offsets show in 8-bit pixels."
+    from stillframes.train import StillFrames, TrainConfig
+    from stillframes.interpolation import w_pca
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    # the compositing head on: the frame then depends on w through G's colour (the tiny preset's residual flow starts at zero)
+    model = StillFrames.from_config(TrainConfig.tiny(**{'generator.composite': True, 'generator.mask_init': 0.0}))
+    clip = ToonClips(1, frames=2, size=model.size, split='val')[0][0]
+    dirs = w_pca(torch.randn(50, model.generator.w_dim) * 30, 3)
+    return model, clip[0], clip[1], dirs
+
+
+def test_latent_walk_sliders_redraw(walk_parts):
+    model, a, b, dirs = walk_parts
+    walk = ev.LatentWalk(model, a, b, n_frames=6, dirs=dirs)
+    assert walk.frame_image.value[:8] == b'\x89PNG\r\n\x1a\n' and walk.strip_image.value[:8] == b'\x89PNG\r\n\x1a\n'
+    walk.t_slider.value = 0.2
+    at_02 = walk.frame_image.value
+    walk.t_slider.value = 0.8
+    assert walk.frame_image.value != at_02
+    frame, strip = walk.frame_image.value, walk.strip_image.value
+    walk.dir_sliders[0].value = 3.0
+    assert walk.frame_image.value != frame and walk.strip_image.value != strip
+    assert not torch.equal(walk.frame(0.8, 'lerp', [3.0, 0, 0]), walk.frame(0.8, 'lerp'))
+    assert walk.strip('slerp', walk.offsets).shape == (6, 3, model.size, model.size)
+    assert torch.allclose(walk.frame(0.4, 'lerp', walk.offsets), walk.strip('lerp', walk.offsets)[2], atol=1e-3)
+    import ipywidgets
+    assert isinstance(walk.widget, ipywidgets.VBox)
+
+
+def test_latent_walk_update_reads_widgets(walk_parts):
+    from stillframes.utils import to_uint8, frame_strip
+    model, a, b, dirs = walk_parts
+    walk = ev.LatentWalk(model, a, b, dirs=dirs)
+    walk.dir_sliders[1].value, walk.t_slider.value, walk.method_menu.value = -2.0, 0.0, 'slerp'
+    walk.frame_image.value = walk.strip_image.value = b''
+    walk.update()
+    assert walk.frame_image.value == ev._png(to_uint8(walk.frame(0.0, 'slerp', [0, -2.0, 0])), walk.scale)
+    assert walk.strip_image.value == ev._png(frame_strip(walk.strip('slerp', [0, -2.0, 0])), walk.scale // 2)
+
+
+def test_latent_walk_motion_only_with_a_path(walk_parts):
+    model, a, b, dirs = walk_parts
+    assert model.path is None
+    walk = ev.LatentWalk(model, a, b, dirs=dirs, n_dirs=2)
+    assert list(walk.method_menu.options) == ['lerp', 'slerp'] and len(walk.dir_sliders) == 2
+    with pytest.raises(ValueError, match='no learned path'): walk.frame(0.5, 'motion')
+    with pytest.raises(ValueError, match='one per direction'): walk.frame(0.5, 'lerp', [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r't must lie in \[0, 1\]'): walk.frame(1.5)
+    with pytest.raises(ValueError, match='frame_a'): ev.LatentWalk(model, a[:, :32], b, dirs=dirs)
+
+
+def test_latent_walk_motion_path():
+    from stillframes.train import StillFrames, TrainConfig
+    torch.manual_seed(0)
+    model = StillFrames.from_config(TrainConfig.tiny(**{'path.method': 'motion'}))
+    a, b = ToonClips(1, frames=2, size=64, split='val')[0][0]
+    walk = ev.LatentWalk(model, a, b, n_frames=5, dirs=ev.style_pca(model, 2, n=8), n_dirs=2)
+    assert walk.method_menu.options == ('lerp', 'slerp', 'motion') and walk.method_menu.value == 'motion'
+    p = walk.path('motion')
+    assert torch.allclose(walk.styles(0.5, 'motion')[0], p[2], atol=1e-6)
+    assert torch.allclose(walk.styles(0.625, 'motion')[0], (p[2] + p[3]) / 2, atol=1e-6)
+    assert walk.strip('motion').shape == (5, 3, 64, 64)
