@@ -844,8 +844,12 @@ def _load_weights(model:nn.Module, state:dict, where:str, frozen_prefix:tuple=()
 @patch
 def _model_state(self:Trainer, model:nn.Module) -> dict:
     "State of a StillFrames without the frozen pretrained encoder stages."
-    drop = tuple(f'encoder.stages.{n}.' for n in self.frozen_stages)
-    return {k: v for k, v in model.state_dict().items() if not k.startswith(drop)}
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(self._frozen_prefixes())}
+
+@patch
+def _frozen_prefixes(self:Trainer) -> tuple:
+    "State-dict prefixes of the frozen pretrained encoder stages: not saved, and loaded from torchvision instead."
+    return tuple(f'encoder.stages.{n}.' for n in self.frozen_stages)
 
 @patch
 def state_dict(self:Trainer) -> dict:
@@ -866,7 +870,7 @@ def load_state_dict(self:Trainer, ckpt:dict, where:str='checkpoint'):
     if not isinstance(ckpt, dict) or ckpt.get('format') != CKPT_FORMAT: raise RuntimeError(f"{where}: not a stillframes training checkpoint")
     if diff := config_diff(ckpt['config'], self.cfg):
         raise RuntimeError(f"{where} was made with another config (checkpoint != this run): {'; '.join(diff)}")
-    frozen = tuple(f'encoder.stages.{n}.' for n in self.frozen_stages)
+    frozen = self._frozen_prefixes()
     _load_weights(self.model, ckpt['model'], where, frozen)
     _load_weights(self.ema, ckpt['ema'], where, frozen)
     if ckpt['content_net'] is not None: self.content_net.load_state_dict(ckpt['content_net'])
@@ -896,12 +900,12 @@ def init_from(self:Trainer, path):
     "Fine-tuning: start from the weights (model, EMA, both Ds) of another run with the same architecture; fresh optimisers, step 0."
     ckpt = _read_checkpoint(path, self.device)
     if not isinstance(ckpt, dict) or ckpt.get('format') != CKPT_FORMAT: raise RuntimeError(f'{path}: not a stillframes training checkpoint')
-    try:
+    try:   # as `load_state_dict` does, minus the optimisers and the step: frozen pretrained encoder stages are not in the file
         for mod, key in ((self.model, 'model'), (self.ema, 'ema'), (self.D_img, 'D_img'), (self.D_seq, 'D_seq')):
-            if mod is not None and ckpt.get(key) is not None: mod.load_state_dict(ckpt[key])
+            if mod is not None and ckpt.get(key) is not None: _load_weights(mod, ckpt[key], str(path), self._frozen_prefixes() if key in ('model', 'ema') else ())
     except RuntimeError as e:
         arch = [d for d in config_diff(ckpt['config'], self.cfg) if d.split('.')[0] in ('size', 'frames', 'encoder', 'mapping', 'path', 'generator', 'discriminator')]
-        raise RuntimeError(f"{path}: another architecture, cannot fine-tune from it ({'; '.join(arch) or str(e).splitlines()[0]})") from None
+        raise RuntimeError(f"{path}: another architecture, cannot fine-tune from it ({'; '.join(arch) or str(e)})") from None
     return self
 
 # %% ../nbs/05_train.ipynb #70ad3ddd
