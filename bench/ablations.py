@@ -19,7 +19,7 @@ import torch
 from stillframes.data import ToonClips
 from stillframes.eval import evaluate, BASELINES
 from stillframes.mapping import perceptual_path_length
-from stillframes.train import Trainer, TrainConfig, load_model, ckpt_step
+from stillframes.train import Trainer, TrainConfig, load_model, ckpt_step, train
 
 
 def variants(steps):
@@ -39,16 +39,13 @@ def variants(steps):
 def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
-def run(cfg, out, data=None, init=None):
-    "Train `cfg` into `out`, continuing an interrupted run; returns the EMA model, the step reached and the training seconds (None when reused)."
+def run(cfg, out, init=None):
+    "`train` `cfg` into `out` (a finished run is reused, an interrupted one continued); the EMA model, its step and the training seconds (None when reused)."
     ckpt = Path(out) / 'checkpoint.pt'
-    if ckpt.exists() and ckpt_step(ckpt) >= cfg.optim.steps: return load_model(ckpt, 'cpu'), ckpt_step(ckpt), None
-    tr = Trainer(cfg, out, 'cpu')
-    if ckpt.exists(): tr.load(ckpt)
-    elif init is not None: tr.init_from(init)
+    reused = ckpt.exists() and ckpt_step(ckpt) >= cfg.optim.steps
     start = time.time()
-    tr.fit(data=data, progress=False)
-    return tr.ema, tr.step, time.time() - start
+    path = train(cfg, out, resume=True, progress=False, init=init)
+    return load_model(path, 'cpu'), ckpt_step(path), None if reused else time.time() - start
 
 
 def ppl(model, keyframes, space, n=256):
@@ -97,14 +94,13 @@ def main():
 
     # FreezeD vs full fine-tuning: reconstruction-only run -> 100 clips of style B, adversarial from the first step
     base_ckpt = out / slug('reconstruction only (tiny)') / 'checkpoint.pt'
-    style_b = ToonClips(100, frames=8, size=64, split='train', style='B')
     test_b = ToonClips(a.clips, frames=8, size=64, split='test', style='B')
     ft = {'before fine-tuning (style A model)': methods['reconstruction only (tiny)'], 'crossfade': BASELINES['crossfade']}
     ft_steps = max(a.steps // 2, 1)
     for name, k in (('full fine-tuning', 0), ('FreezeD (last 2 D stages train)', 2)):
         cfg = TrainConfig.tiny(**{'optim.steps': ft_steps, 'optim.warmup': 0, 'data.style': 'B', 'data.n_clips': 100,
                                   'discriminator.finetune_last': k})
-        ft[name], step, sec = run(cfg, out / slug('finetune ' + name), data=style_b, init=base_ckpt)
+        ft[name], step, sec = run(cfg, out / slug('finetune ' + name), init=base_ckpt)
         print(f'{name}: {step} steps' + ('' if sec is None else f', {sec:.0f} s'), flush=True)
     ft_table, _ = evaluate(ft, test_b, device='cpu', progress=False)
     ft_table.to_csv(csv / 'freezed.csv')

@@ -646,7 +646,9 @@ class LatentWalk:
         check_shape(comps, (None, w_dim), 'dirs components')
         if not 1 <= n_dirs <= len(comps): raise ValueError(f"n_dirs must be in 1..{len(comps)} (the directions given), got {n_dirs}")
         self.steps = (comps[:n_dirs] * std[:n_dirs, None]).float().to(self.device)   # one row = one std along a direction
-        with _eval_mode(model): self.skips = model.skips(self.a, self.b) if model.skips is not None else None
+        with _eval_mode(model):   # per keyframe pair, not per redraw
+            self.skips = model.skips(self.a, self.b) if model.skips is not None else None
+            self.flows = model.keyframe_flows(self.a, self.b)
         self._paths = {}
         self.t_slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description='t')
         self.method_menu = widgets.Dropdown(options=list(self.methods), value=model.method if model.method in self.methods else 'lerp', description='path')
@@ -691,7 +693,7 @@ class LatentWalk:
         return w + off @ self.steps
 
     def _draw(self, ws:torch.Tensor, t:torch.Tensor) -> torch.Tensor:
-        with _eval_mode(self.model): frames, _ = self.model.synthesize(ws, t, self.a, self.b, self.skips)
+        with _eval_mode(self.model): frames, _ = self.model.synthesize(ws, t, self.a, self.b, self.skips, self.flows)
         return frames.clamp(-1, 1).cpu()
 
     def frame(self, t:float, method:str='lerp', offsets=None) -> torch.Tensor:
