@@ -216,7 +216,12 @@ def test_cli_data_folder(tmp_path):
 
 @pytest.fixture(scope='module')
 def walk_parts():
-    "A tiny random model, two ToonClips keyframes and PCA directions with a large std, so offsets show in 8-bit pixels."
+    """A tiny random model, two ToonClips keyframes and PCA directions whose offsets show in 8-bit pixels.
+
+    The directions' std (2, so a 3-std slider moves w by about 13) keeps the random generator well conditioned. With
+    std 30 (w moved by about 200) its activations reach 1e7 and a 1e-6 relative change of w flips whole pixels,
+    so a frame drawn alone and the same frame drawn inside a strip (different conv kernels, different float32
+    summation order, which also differ by CPU instruction set) disagreed by up to 2 on the [-1, 1] scale."""
     from stillframes.train import StillFrames, TrainConfig
     from stillframes.interpolation import w_pca
     torch.set_num_threads(1)
@@ -224,7 +229,7 @@ def walk_parts():
     # the compositing head on: the frame then depends on w through G's colour (the tiny preset's residual flow starts at zero)
     model = StillFrames.from_config(TrainConfig.tiny(**{'generator.composite': True, 'generator.mask_init': 0.0}))
     clip = ToonClips(1, frames=2, size=model.size, split='val')[0][0]
-    dirs = w_pca(torch.randn(50, model.generator.w_dim) * 30, 3)
+    dirs = w_pca(torch.randn(50, model.generator.w_dim) * 2, 3)
     return model, clip[0], clip[1], dirs
 
 
@@ -244,6 +249,50 @@ def test_latent_walk_sliders_redraw(walk_parts):
     assert torch.allclose(walk.frame(0.4, 'lerp', walk.offsets), walk.strip('lerp', walk.offsets)[2], atol=1e-3)
     import ipywidgets
     assert isinstance(walk.widget, ipywidgets.VBox)
+
+
+def _relative_sensitivity(walk, ws, t, eps=1e-6, seed=1):
+    "Largest change of the frames drawn from styles `ws` when `ws` is perturbed by `eps` relative noise."
+    noise = torch.randn(ws.shape, generator=torch.Generator().manual_seed(seed))
+    return (walk._draw(ws, t) - walk._draw(ws * (1 + eps * noise), t)).abs().max().item()
+
+
+def test_latent_walk_fixture_is_well_conditioned(walk_parts):
+    "The cause of a frame/strip mismatch seen on other CPUs: directions so long that float32 rounding in G decides the frame."
+    from stillframes.interpolation import w_pca
+    model, a, b, dirs = walk_parts
+    t = torch.linspace(0, 1, 6)
+    walk = ev.LatentWalk(model, a, b, n_frames=6, dirs=dirs)
+    ws = walk.styles(t, 'lerp', [3.0, -3.0, 3.0])                                   # the sliders at their ends
+    assert _relative_sensitivity(walk, ws, t) < 1e-4
+    long_dirs = w_pca(torch.randn(50, model.generator.w_dim, generator=torch.Generator().manual_seed(0)) * 30, 3)
+    far = ev.LatentWalk(model, a, b, n_frames=6, dirs=long_dirs)
+    assert _relative_sensitivity(far, far.styles(t, 'lerp', [3.0, 0, 0]), t) > 0.1   # ill conditioned: no comparison is meaningful there
+
+
+def test_latent_walk_frame_matches_strip_on_every_isa(tmp_path):
+    "`frame(t)` and `strip()[k]` agree under the portable kernels (`ATEN_CPU_CAPABILITY=default`) and the CPU's own."
+    import subprocess, sys
+    script = tmp_path / 'walk.py'
+    script.write_text("""
+import torch
+from stillframes.train import StillFrames, TrainConfig
+from stillframes.eval import LatentWalk
+from stillframes.data import ToonClips
+from stillframes.interpolation import w_pca
+torch.manual_seed(0)
+model = StillFrames.from_config(TrainConfig.tiny(**{'generator.composite': True, 'generator.mask_init': 0.0}))
+clip = ToonClips(1, frames=2, size=model.size, split='val')[0][0]
+walk = LatentWalk(model, clip[0], clip[1], n_frames=6, dirs=w_pca(torch.randn(50, model.generator.w_dim) * 2, 3))
+for off in ([0, 0, 0], [3.0, 0, 0], [-3.0, 3.0, -3.0]):
+    print((walk.frame(0.4, 'lerp', off) - walk.strip('lerp', off)[2]).abs().max().item())
+""")
+    for isa in ('default', None):
+        env = {k: v for k, v in __import__('os').environ.items() if k != 'ATEN_CPU_CAPABILITY'} | ({'ATEN_CPU_CAPABILITY': isa} if isa else {})
+        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        diffs = [float(x) for x in out.stdout.split()]
+        assert len(diffs) == 3 and max(diffs) < 1e-4, (isa, diffs)
 
 
 def test_latent_walk_update_reads_widgets(walk_parts):
