@@ -9,11 +9,11 @@ __all__ = ['PRESETS', 'RUNTIME_FIELDS', 'GAN_LOSSES', 'LOSS_NAMES', 'CKPT_FORMAT
            'EncoderConfig', 'MappingConfig', 'PathConfig', 'GeneratorConfig', 'DiscriminatorConfig', 'LossConfig',
            'OptimConfig', 'DataConfig', 'LogConfig', 'TrainConfig', 'flat_config', 'config_diff', 'cache_dir',
            'CachedClips', 'clip_dataset', 'StepBatches', 'ConvEncoder', 'build_encoder', 'KeyframeSkips',
-           'generator_in_channels', 'warp', 'block_match', 'time_flows', 'StillFrames', 'reconstruction_loss',
-           'temporal_loss', 'selection_loss', 'ema_update', 'ema_beta', 'DistEnv', 'init_distributed',
-           'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss', 'Trainer', 'MetricsLog', 'load_model', 'export_model',
-           'build_config', 'train', 'train_cli', 'asset_path', 'example_keyframes', 'write_clip', 'animate_frames',
-           'animate_cli', 'demo', 'predict_clip', 'ckpt_step', 'demo_cli', 'train_main', 'animate_main', 'demo_main']
+           'generator_in_channels', 'StillFrames', 'reconstruction_loss', 'temporal_loss', 'selection_loss',
+           'ema_update', 'ema_beta', 'DistEnv', 'init_distributed', 'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss',
+           'Trainer', 'MetricsLog', 'load_model', 'export_model', 'build_config', 'train', 'train_cli', 'asset_path',
+           'example_keyframes', 'write_clip', 'animate_frames', 'animate_cli', 'demo', 'predict_clip', 'ckpt_step',
+           'demo_cli', 'train_main', 'animate_main', 'demo_main']
 
 # %% ../nbs/05_train.ipynb #932db2ff
 import copy, csv, json, math, os, random, sys, time
@@ -36,6 +36,7 @@ from .generator import Generator, SIZES, channels, composite, composite_penaltie
 from .discriminators import (ImageDiscriminator, SequenceDiscriminator, d_hinge_loss, g_hinge_loss, d_bce_loss, g_bce_loss,
                              d_lsgan_loss, g_lsgan_loss, d_wgan_loss, g_wgan_loss, gradient_penalty, r1_penalty,
                              edge_promoting_negatives, diff_augment, freeze_d)
+from .motion import warp, block_match, time_flows, resize_flow
 from .data import ToonClips, FrameFolder, Triplets, load_image
 
 # %% ../nbs/05_train.ipynb #53180252
@@ -420,36 +421,6 @@ def generator_in_channels(G:Generator) -> dict:
     "Channels of the input of each of G's up-blocks, by the block's resolution."
     return {r: getattr(G, f'feat_{r}').convs[0].conv.in_channels for r in G.resolutions[1:]}
 
-# %% ../nbs/05_train.ipynb #511f7041
-def warp(img:torch.Tensor, flow:torch.Tensor) -> torch.Tensor:
-    "`img` (N,C,H,W) sampled at `p + flow(p)`: backward warping; `flow` (N,2,h,w) in grid units (2 = the image width), upsampled to H x W."
-    N, _, H, W = img.shape
-    check_shape(flow, (N, 2, None, None), 'flow')
-    if flow.shape[-2:] != (H, W): flow = F.interpolate(flow, size=(H, W), mode='bilinear', align_corners=False)
-    ys, xs = torch.linspace(-1, 1, H, device=img.device, dtype=img.dtype), torch.linspace(-1, 1, W, device=img.device, dtype=img.dtype)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1)
-    grid = (grid + flow.permute(0, 2, 3, 1).to(img.dtype)).nan_to_num(0.0).clamp(-2, 2)   # a NaN or huge coordinate crashes grid_sample on CPU
-    return F.grid_sample(img, grid, padding_mode='border', align_corners=True)
-
-def block_match(src:torch.Tensor, dst:torch.Tensor, res:int=32, radius:int=6, tau:float=0.05) -> torch.Tensor:
-    "Flow (N,2,res,res) with `dst(p) ~ src(p + flow(p))`: soft-argmin of the colour cost over a (2r+1)^2 window of cells."
-    check_shape(src, (None, 3, None, None), 'src'); check_shape(dst, tuple(src.shape), 'dst')
-    N, H, k = src.shape[0], src.shape[-1], 2 * radius + 1
-    s, d = F.adaptive_avg_pool2d(src, res), F.adaptive_avg_pool2d(dst, res)
-    cand = F.unfold(s, k, padding=radius).view(N, 3, k * k, res, res)        # src at every offset
-    cost = F.avg_pool2d((cand - d[:, :, None]).abs().sum(1), 3, 1, 1)        # L1 colour cost, summed over 3x3 cells
-    weight = (-cost / tau).softmax(1)
-    r = torch.arange(k, device=src.device, dtype=src.dtype) - radius
-    offsets = torch.stack(torch.meshgrid(r, r, indexing='xy')).reshape(2, k * k)
-    cell = (H / res) * 2 / (H - 1)                                            # one cell in grid units
-    return torch.einsum('dk,nkhw->ndhw', offsets, weight) * cell
-
-def time_flows(f01:torch.Tensor, f10:torch.Tensor, t:torch.Tensor):
-    "Flows from time `t` (N,) to frame 0 and to frame 1, from the flows 0->1 and 1->0, assuming linear motion (Super SloMo, eq. 4)."
-    t = t.view(-1, 1, 1, 1).to(f01)
-    return -(1 - t) * t * f01 + t * t * f10, (1 - t) ** 2 * f01 - t * (1 - t) * f10
-
-
 # %% ../nbs/05_train.ipynb #6f50cd04
 class StillFrames(nn.Module):
     "Two keyframes -> m frames: encoder -> mapping -> path -> (keyframe skips) -> generator."
@@ -497,7 +468,7 @@ class StillFrames(nn.Module):
 
     @torch.no_grad()
     def keyframe_flows(self, a:torch.Tensor, b:torch.Tensor):
-        "Block-matching flows 0->1 and 1->0 between keyframes `a`, `b` (B,3,H,W), each (B,2,res,res); None without `warp`."
+        "Block-matching flows 0->1 and 1->0 between keyframes `a`, `b` (B,3,H,W), each (B,2,res,res) in cells; None without `warp`."
         if self.warp is None: return None
         return block_match(b.float(), a.float(), **self.warp), block_match(a.float(), b.float(), **self.warp)
 
@@ -522,9 +493,9 @@ class StillFrames(nn.Module):
         ka, kb = rep(a), rep(b)
         if self.warp is not None:                          # move each keyframe to time t: block matching + a learned residual
             f01, f10 = flows if flows is not None else self.keyframe_flows(a, b)
-            up = lambda f: F.interpolate(f, size=x.shape[-2:], mode='bilinear', align_corners=False)
+            up = lambda f: resize_flow(f, x.shape[-2:])                               # cells -> pixels
             ft0, ft1 = time_flows(up(rep(f01)), up(rep(f10)), t)
-            residual = self.to_flow(x).float()
+            residual = self.to_flow(x).float() * ((x.shape[-1] - 1) / 2)               # G's residual is in grid units (2 = the width)
             ka, kb = warp(ka, ft0 + residual[:, :2]), warp(kb, ft1 + residual[:, 2:])
         if self.to_blend is None and self.gamma == 1: beta = 1 - tt
         else:
