@@ -546,7 +546,10 @@ def cli_size(args, models:dict) -> int:
     sizes = {m.size for m in models.values()}
     if len(sizes) > 1:
         raise _cli_error(f"the checkpoints draw frames of different sizes ({', '.join(f'{k}: {m.size}' for k, m in models.items())}); evaluate them separately")
-    if not sizes: return 64 if args.size is None else args.size
+    if not sizes:
+        size = 64 if args.size is None else args.size
+        if not 32 <= size <= 256: raise _cli_error(f"--size must be in 32..256 (square frames of the 64-px models' scale), got {size}")
+        return size
     size = sizes.pop()
     if args.size is not None and args.size != size:
         raise _cli_error(f"--size {args.size} does not match the checkpoint's frame size {size}; leave out --size (or pass --size {size})")

@@ -41,7 +41,7 @@ def test_sizes_and_range(size):
     assert attrs['pos'].shape == (2, 3, 2)
 
 
-@pytest.mark.parametrize('bad', [dict(size=16), dict(size=31), dict(size=257), dict(size='64'), dict(split='dev'),
+@pytest.mark.parametrize('bad', [dict(size=16), dict(size=31), dict(size=4096), dict(size=(16, 64)), dict(size="64"), dict(split='dev'),
                                  dict(style='Z'), dict(frames=1), dict(motion=-0.1), dict(seed=-1)])
 def test_toonclips_bad_args(bad):
     with pytest.raises(ValueError): ToonClips(2, **bad)
