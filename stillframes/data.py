@@ -6,7 +6,7 @@ Docs: https://stillframes.github.io/stillframes/data.html.md"""
 
 # %% auto #0
 __all__ = ['EASES', 'STYLES', 'SHAPES', 'SCENERIES', 'LAYERS', 'PARALLAX', 'SPLITS', 'IMAGE_EXTS', 'MIN_SIDE', 'sd_circle',
-           'sd_box', 'sd_segment', 'sd_triangle', 'sd_star', 'sd_ellipse', 'ease', 'style_rgb', 'Canvas',
+           'sd_box', 'sd_segment', 'sd_triangle', 'sd_star', 'sd_ellipse', 'ease', 'style_rgb', 'frame_hw', 'Canvas',
            'sample_scene', 'char_pose', 'draw_char', 'draw_background', 'render_scene', 'ToonClips', 'layer_motion',
            'exact_flow', 'render_clip', 'ImageError', 'load_image', 'read_video', 'natural_key', 'image_files',
            'FrameFolder', 'Triplets']
@@ -84,13 +84,17 @@ def style_rgb(hsv, style:dict) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h, min(s * style['sat'], 1.0), min(v * style['val'] + style['lift'], 1.0)), np.float32)
 
 # %% ../nbs/07_data.ipynb #c24ef444
+def frame_hw(size) -> tuple:
+    "`(h, w)` of a frame size given as one side `s` (square) or as `(h, w)`."
+    return (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+
 class Canvas:
     "A supersampled RGB canvas in world units: the view is 1 high and `w/h` wide, centred on the unit square, y points down."
     def __init__(self,
                  size,           # output size in pixels: `s` (square) or `(h, w)`
                  ss:int,         # supersampling factor
                  style:dict):    # a style from `STYLES`
-        self.h, self.w = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+        self.h, self.w = frame_hw(size)
         self.ss, self.style = ss, style
         self.nh, self.nw = self.h * ss, self.w * ss
         self.px = 1.0 / self.nh
@@ -319,7 +323,7 @@ def render_scene(s:dict, t:float, size=64, style='A', ss:int=None, layers:bool=F
         draw_char(cv, ch, t, cam)
     return (cv.frame(), cv.layers()) if layers else cv.frame()
 
-def _default_ss(size): return 4 if max((size, size) if isinstance(size, (int, np.integer)) else size) <= 64 else 2
+def _default_ss(size): return 4 if max(frame_hw(size)) <= 64 else 2
 
 # %% ../nbs/07_data.ipynb #4f8919c1
 SPLITS = {'train': 0, 'val': 1, 'test': 2}
