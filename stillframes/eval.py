@@ -9,9 +9,9 @@ __all__ = ['INCEPTION_FILE', 'IMAGE_EXTENSIONS', 'FARNEBACK', 'N_CHARS', 'METRIC
            'ssim', 'gaussian_stats', 'frechet_distance', 'inception_weights', 'inception_net', 'inception_features',
            'fid', 'read_folder', 'fid_folders', 'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet',
            'toon_targets', 'toon_loss', 'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path',
-           'save_toon_net', 'load_toon_net', 'toon_features', 'toon_fd', 'predict_middles', 'evaluate', 'plot_results',
-           'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size', 'cli_methods', 'cli_clips',
-           'eval_cli', 'style_pca', 'LatentWalk']
+           'save_toon_net', 'load_toon_net', 'toon_features', 'toon_fd', 'line_map', 'line_chamfer', 'predict_middles',
+           'evaluate', 'plot_results', 'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size',
+           'cli_methods', 'cli_clips', 'eval_cli', 'style_pca', 'LatentWalk']
 
 # %% ../nbs/06_eval.ipynb #da42b2d6
 import argparse, contextlib, functools, math, time
@@ -379,6 +379,28 @@ def toon_fd(images_a:torch.Tensor, images_b:torch.Tensor, net:ToonNet=None) -> f
     "Toon FD (our own domain metric, not FID): Frechet distance between ToonNet features of two image sets."
     return frechet_distance(toon_features(images_a, net), toon_features(images_b, net))
 
+# %% ../nbs/06_eval.ipynb #21cfeda3
+def line_map(img:torch.Tensor, sigma:float=1.0, tau:float=0.02) -> np.ndarray:
+    "Line pixels `(H, W)` bool of an image `(3, H, W)` in [-1, 1]: difference of Gaussians on the luminance below `-tau`."
+    from scipy import ndimage
+    check_shape(img, (3, None, None), 'img')
+    x = _unit(img).cpu().numpy().astype(np.float64)
+    y = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+    return ndimage.gaussian_filter(y, sigma) - ndimage.gaussian_filter(y, 1.6 * sigma) < -tau
+
+def _chamfer_one(p:np.ndarray, q:np.ndarray) -> float:
+    from scipy import ndimage
+    if not p.any() and not q.any(): return 0.0
+    if not p.any() or not q.any(): return 1.0
+    d = math.hypot(*p.shape)
+    to_q, to_p = ndimage.distance_transform_edt(~q), ndimage.distance_transform_edt(~p)
+    return 0.5 * (to_q[p].mean() + to_p[q].mean()) / d
+
+def line_chamfer(pred:torch.Tensor, target:torch.Tensor) -> torch.Tensor:
+    "Symmetric chamfer distance between the line maps of `pred` and `target` (N,3,H,W), per image (N,), as a fraction of the image diagonal."
+    _check_pair(pred, target)
+    return torch.tensor([_chamfer_one(line_map(p), line_map(t)) for p, t in zip(pred, target)], dtype=torch.float64)
+
 # %% ../nbs/06_eval.ipynb #e76d3186
 def _clip_batches(clips, batch_size:int):
     "Yield batches `(B, m, 3, H, W)` from a tensor of clips or a dataset of `clip` or `(clip, attrs)` items."
@@ -406,7 +428,7 @@ def _summarise(scores:dict, real:dict, m:int) -> tuple:
     rows, by_t = [], []
     for name, s in scores.items():
         p, q = torch.cat(s['psnr']), torch.cat(s['ssim'])
-        row = dict(method=name, psnr=p.mean().item(), ssim=q.mean().item(),
+        row = dict(method=name, psnr=p.mean().item(), ssim=q.mean().item(), line_cd=torch.cat(s['line_cd']).mean().item(),
                    toon_fd=frechet_distance(np.concatenate(s['toon']), np.concatenate(real['toon'])))
         if real['incep']: row['fid'] = frechet_distance(np.concatenate(s['incep']), np.concatenate(real['incep']))
         rows.append({**row, 'ms_per_frame': 1000 * s['sec'] / p.numel()})
@@ -423,7 +445,7 @@ def evaluate(methods:dict, clips, batch_size:int=25, fid=False, toon_net:ToonNet
     device = torch.device(device or default_device())
     toon_net = load_toon_net(device=device) if toon_net is None else toon_net
     if use_fid: inception_net(device)
-    scores = {name: {'psnr': [], 'ssim': [], 'toon': [], 'incep': [], 'sec': 0.0} for name in methods}
+    scores = {name: {'psnr': [], 'ssim': [], 'line_cd': [], 'toon': [], 'incep': [], 'sec': 0.0} for name in methods}
     real = {'toon': [], 'incep': []}
     bar = tqdm(total=total, desc='evaluate', unit='clip', disable=not progress)
     for batch in _clip_batches(clips, batch_size):
@@ -439,6 +461,7 @@ def evaluate(methods:dict, clips, batch_size:int=25, fid=False, toon_net:ToonNet
             s['sec'] += time.perf_counter() - start
             s['psnr'].append(psnr(pred, truth).view(n, m - 2).cpu())
             s['ssim'].append(ssim(pred, truth).view(n, m - 2).cpu())
+            s['line_cd'].append(100 * line_chamfer(pred, truth).view(n, m - 2).float())
             s['toon'].append(toon_features(pred, toon_net))
             if use_fid: s['incep'].append(inception_features(pred, device=device))
         bar.update(n)
@@ -448,9 +471,10 @@ def evaluate(methods:dict, clips, batch_size:int=25, fid=False, toon_net:ToonNet
     return table, by_t
 
 # %% ../nbs/06_eval.ipynb #9bf073c4
-METRIC_LABELS = {'psnr': 'PSNR (dB, higher is better)', 'ssim': 'SSIM (higher is better)',
+METRIC_LABELS = {'psnr': 'PSNR (dB, higher is better)', 'ssim': 'SSIM (higher is better)', 'line_cd': 'line chamfer (% of diagonal, lower is better)',
                  'toon_fd': 'toon FD (ours; lower is better)', 'fid': 'FID (lower is better)'}
-METRIC_NOTE = ("psnr, ssim: means over all predicted middle frames against the true ones. toon_fd: Frechet distance "
+METRIC_NOTE = ("psnr, ssim: means over all predicted middle frames against the true ones. "
+               "line_cd: chamfer distance between their difference-of-Gaussians line maps, in % of the image diagonal. toon_fd: Frechet distance "
                "between ToonNet features of predicted and true middle frames (stillframes' own domain metric, not FID). "
                "fid: the same on pytorch-fid's Inception pool3 features, biased upwards by few samples. "
                "ms_per_frame: wall time of the method per predicted frame.")
@@ -542,17 +566,9 @@ def cli_models(args) -> dict:
     return models
 
 def cli_size(args, models:dict) -> int:
-    "The frame size to evaluate at: the models' own (which `--size` must not contradict), else `--size`, else 64."
-    sizes = {m.size for m in models.values()}
-    if len(sizes) > 1:
-        raise _cli_error(f"the checkpoints draw frames of different sizes ({', '.join(f'{k}: {m.size}' for k, m in models.items())}); evaluate them separately")
-    if not sizes:
-        size = 64 if args.size is None else args.size
-        if not 32 <= size <= 256: raise _cli_error(f"--size must be in 32..256 (square frames of the 64-px models' scale), got {size}")
-        return size
-    size = sizes.pop()
-    if args.size is not None and args.size != size:
-        raise _cli_error(f"--size {args.size} does not match the checkpoint's frame size {size}; leave out --size (or pass --size {size})")
+    "The frame size to evaluate at: `--size`, else 64 (models draw at any size)."
+    size = 64 if args.size is None else args.size
+    if not 32 <= size <= 256: raise _cli_error(f"--size must be in 32..256, got {size}")
     return size
 
 def cli_methods(args, models:dict=None) -> dict:
@@ -607,12 +623,12 @@ def style_pca(model, k:int=3, n:int=200, batch_size:int=50, seed:int=0) -> tuple
     "Top-`k` PCA directions of the styles of both keyframes of `n` ToonClips `val` clips: `w_pca`'s `(mean, components, std)`."
     from stillframes.interpolation import w_pca
     dev = next(model.parameters()).device
-    ds = ToonClips(n, frames=2, size=model.size, split='val', seed=seed)
+    ds = ToonClips(n, frames=2, size=64, split='val', seed=seed)
     ws = []
     with _eval_mode(model):
         for i in range(0, n, batch_size):
             keys = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, n))]).to(dev)
-            ws.append(model.styles(keys[:, 0], keys[:, 1], 2, method='lerp').flatten(0, 1).float().cpu())
+            ws.append(torch.cat(model.keyframe_styles(keys[:, 0], keys[:, 1])).float().cpu())
     return w_pca(torch.cat(ws), k)
 
 def _png(img:np.ndarray, scale:int=1) -> bytes:
@@ -627,8 +643,8 @@ def _png(img:np.ndarray, scale:int=1) -> bytes:
 class LatentWalk:
     "Sliders over a model's path in W between two keyframes: the time `t`, the path method, offsets along the top PCA directions."
     def __init__(self,
-                 model,                  # a `stillframes.train.StillFrames`
-                 frame_a:torch.Tensor,   # first keyframe (3, S, S) in [-1, 1], S = `model.size`
+                 model,                  # a `stillframes.model.StillFrames`
+                 frame_a:torch.Tensor,   # first keyframe (3, H, W) in [-1, 1], any size
                  frame_b:torch.Tensor,   # last keyframe
                  n_frames:int=8,         # frames in the strip, t = 0 and 1 included
                  n_dirs:int=3,           # PCA directions, one slider each
@@ -639,19 +655,16 @@ class LatentWalk:
         if n_frames < 2: raise ValueError(f"n_frames must be at least 2, got {n_frames}")
         self.model, self.n_frames, self.scale = model, n_frames, scale
         self.device = next(model.parameters()).device
-        s = model.size
         a, b = (x[None] if x.ndim == 3 else x for x in (frame_a, frame_b))
-        check_shape(a, (1, 3, s, s), 'frame_a'); check_shape(b, (1, 3, s, s), 'frame_b')
+        check_shape(a, (1, 3, None, None), 'frame_a'); check_shape(b, tuple(a.shape), 'frame_b')
         self.a, self.b = a.to(self.device).float(), b.to(self.device).float()
         self.methods = ('lerp', 'slerp') + (('motion',) if model.path is not None else ())
         _, comps, std = style_pca(model, n_dirs, n_pca) if dirs is None else dirs
-        w_dim = model.generator.w_dim
+        w_dim = model.w_dim
         check_shape(comps, (None, w_dim), 'dirs components')
         if not 1 <= n_dirs <= len(comps): raise ValueError(f"n_dirs must be in 1..{len(comps)} (the directions given), got {n_dirs}")
         self.steps = (comps[:n_dirs] * std[:n_dirs, None]).float().to(self.device)   # one row = one std along a direction
-        with _eval_mode(model):   # per keyframe pair, not per redraw
-            self.skips = model.skips(self.a, self.b) if model.skips is not None else None
-            self.flows = model.keyframe_flows(self.a, self.b)
+        with _eval_mode(model): self.wa, self.wb = model.keyframe_styles(self.a, self.b)   # per keyframe pair, not per redraw
         self._paths = {}
         self.t_slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description='t')
         self.method_menu = widgets.Dropdown(options=list(self.methods), value=model.method if model.method in self.methods else 'lerp', description='path')
@@ -677,7 +690,8 @@ class LatentWalk:
         "The model's styles `(n_frames, w_dim)` at t = k / (n_frames - 1) along `method`."
         self._check(method, None)
         if method not in self._paths:
-            with _eval_mode(self.model): self._paths[method] = self.model.styles(self.a, self.b, self.n_frames, method=method)[0].float()
+            t = torch.linspace(0, 1, self.n_frames, device=self.device)[None]
+            with _eval_mode(self.model): self._paths[method] = self.model.path_styles(self.wa, self.wb, self.model.times(t, self.wa, self.wb), method)[0].float()
         return self._paths[method]
 
     def styles(self, t, method:str='lerp', offsets=None) -> torch.Tensor:
@@ -696,15 +710,15 @@ class LatentWalk:
         return w + off @ self.steps
 
     def _draw(self, ws:torch.Tensor, t:torch.Tensor) -> torch.Tensor:
-        with _eval_mode(self.model): frames, _ = self.model.synthesize(ws, t, self.a, self.b, self.skips, self.flows)
-        return frames.clamp(-1, 1).cpu()
+        with _eval_mode(self.model): frames, _ = self.model.draw(self.a, self.b, t[None], ws=ws[None])
+        return frames[0].clamp(-1, 1).cpu()
 
     def frame(self, t:float, method:str='lerp', offsets=None) -> torch.Tensor:
-        "The frame `(3, S, S)` the generator draws at time `t`."
+        "The frame `(3, H, W)` the model draws at time `t`."
         return self._draw(self.styles(t, method, offsets), torch.tensor([float(t)], device=self.device))[0]
 
     def strip(self, method:str='lerp', offsets=None) -> torch.Tensor:
-        "`n_frames` frames `(n_frames, 3, S, S)` at t = k / (n_frames - 1)."
+        "`n_frames` frames `(n_frames, 3, H, W)` at t = k / (n_frames - 1)."
         t = torch.linspace(0, 1, self.n_frames, device=self.device)
         return self._draw(self.styles(t, method, offsets), t)
 

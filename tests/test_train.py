@@ -148,8 +148,8 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     assert (out / 'rank0.first').read_text() != hashlib.sha256(next(ref.model.parameters()).detach().numpy().tobytes()).hexdigest()
 
 
-@pytest.mark.parametrize('kw', [{'generator.skips': False}, {'generator.warp': False, 'generator.composite': True},
-                                {'generator.composite': True, 'generator.blend': True}, {'discriminator.finetune_last': 2},
+@pytest.mark.parametrize('kw', [{'generator.refiner': False}, {'path.timing': 0}, {'loss.select': 0.0}, {'motion.freeze': False},
+                                {'motion.init': 'random', 'motion.freeze': False}, {'discriminator.finetune_last': 2},
                                 {'path.method': 'motion', 'encoder.backbone': 'resnet18', 'encoder.freeze': True}])
 def test_ablations_train(ds, kw):
     tr = Trainer(small_cfg(**{'optim.warmup': 0, 'loss.pl_every': 1, **kw}), device='cpu')
@@ -162,7 +162,7 @@ def test_animate_example_uses_the_shipped_model(tmp_path):
     import imageio.v3 as iio
     assert asset_path().exists() and asset_path().stat().st_size < 8e6
     model = load_model(asset_path(), 'cpu')
-    assert model.size == 64 and model.config.encoder.backbone == 'conv'
+    assert model.train_config.encoder.backbone == 'conv' and model.refiner is not None
     out = animate_cli(['--example', str(tmp_path / 'ex.gif'), '--frames', '6', '--device', 'cpu'])
     assert iio.imread(out, index=None).shape == (6, 64, 64, 3)
 
@@ -187,7 +187,7 @@ def test_animate_cli_any_size_upscale_and_errors(tmp_path, ds):
     code = 'from stillframes.train import animate_cli; import sys; animate_cli(sys.argv[1:])'
     for args, msg in [([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'nope.png'), '--out', str(tmp_path / 'x.gif')], 'nope.png'),
                       ([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif'), '--path', 'motion'], 'no learned path'),
-                      ([str(tmp_path / 'a.png'), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif')], 'cannot read checkpoint')]:
+                      ([str(tmp_path / 'a.png'), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif')], 'not a stillframes model file')]:
         r = subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True)
         assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
@@ -204,8 +204,8 @@ def test_freezed_fine_tuning_keeps_early_d_stages(ds, tmp_path):
     tr.train_step(torch.utils.data.default_collate([ds[0], ds[1]]))
     assert all(torch.equal(p, frozen[n]) for n, p in tr.D_img.named_parameters() if n in frozen)
     assert any(not torch.equal(p, trainable[n]) for n, p in tr.D_img.named_parameters() if n in trainable)
-    other = Trainer(small_cfg(**{'generator.skips': False}), None, 'cpu')
-    with pytest.raises(RuntimeError, match='another architecture.*generator.skips'):
+    other = Trainer(small_cfg(**{'generator.width': 8}), None, 'cpu')
+    with pytest.raises(RuntimeError, match='another architecture.*generator.width'):
         other.init_from(tmp_path / 'src' / 'checkpoint.pt')
 
 
