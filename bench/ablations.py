@@ -1,110 +1,106 @@
-"""Short CPU ablations of the tiny preset, scored on held-out ToonClips (chapter 06 reads the CSVs).
+"""Ablations of the tiny preset with 3 seeds: what each part of the model does, measured on held-out ToonClips.
 
-Each variant trains the tiny preset from scratch for `--steps` steps (adversarial variants switch the
-discriminators on after `--steps / 2`), then its EMA model is scored on `--clips` held-out clips
-(PSNR, SSIM, toon FD on the six middle frames) and, for the path-length pair, PPL in Z and W.
-FreezeD vs full fine-tuning starts from the reconstruction-only run and fine-tunes it adversarially
-on 100 clips of ToonClips style B, scored on held-out style-B clips.
+Each variant switches one part off (or on) and trains the tiny preset from scratch for `--steps` steps (the adversarial
+phase starts at 2/3 of them) with each of `--seeds`; its EMA model is scored on `--clips` held-out test clips (64 px,
+8 frames, in-betweens 2-7): PSNR, SSIM, line chamfer (% of the diagonal) and toon FD. The summary gives, per variant
+and metric, the mean over seeds with a 95% t-interval, and the paired difference from the full model (same seeds)
+with its 95% interval; where that interval crosses zero the part has no measurable effect at this budget.
 
-    python bench/ablations.py [--steps 200] [--clips 100] [--out runs/ablations] [--csv media/ablations]
+    python bench/ablations.py [--steps 300] [--seeds 0 1 2] [--clips 100] [--out runs/ablations] [--csv media/ablations] [--only NAME ...]
 
-A finished variant (its checkpoint in OUT/NAME) is reused, so an interrupted run continues.
+A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued.
 """
-import argparse, time
+import argparse, math, time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from stillframes.data import ToonClips
-from stillframes.eval import evaluate, BASELINES
-from stillframes.mapping import perceptual_path_length
-from stillframes.train import Trainer, TrainConfig, load_model, ckpt_step, train
+from stillframes.train import TrainConfig, load_model, ckpt_step, train
+from stillframes.eval import evaluate
+
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}      # Student t, two-sided 95%, by degrees of freedom
+METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
 
 
-def variants(steps):
-    half = {'optim.warmup': steps // 2}
+def variants(steps:int) -> dict:
     return {
-        'reconstruction only (tiny)': {},
-        'no motion-compensated base': {'generator.warp': False, 'generator.composite': True, 'generator.mask_init': 4.0},
-        'no keyframe skips': {'generator.skips': False},
-        'path-length reg. (w 2)': {'loss.pl_weight': 2.0},
-        'adversarial (image D + SSL, sequence D)': half,
-        'adversarial, no SSL decoders': {**half, 'loss.ssl': 0.0},
-        'adversarial, no sequence D': {**half, 'loss.seq_adv': 0.0},
-        'adversarial + compositing head': {**half, 'generator.composite': True, 'generator.mask_init': 4.0},
+        'full (tiny)': {},
+        'no refiner (the warp alone)': {'generator.refiner': False},
+        'learned timing u(t) (8 pieces)': {'path.timing': 8},
+        'no selection loss': {'loss.select': 0.0},
+        'no adversarial phase': {'optim.warmup': steps},
+        'no sequence D': {'loss.seq_adv': 0.0},
+        'no SSL decoders': {'loss.ssl': 0.0},
+        'no edge negatives': {'discriminator.edge_negatives': 0},
+        'MotionPath instead of lerp': {'path.method': 'motion'},
+        'path-length penalty (w 2)': {'loss.pl_weight': 2.0},
+        'refiner corrects the blend too': {'generator.blend': True},
+        'no hand-over prior (gamma 1, not 6)': {'motion.handover': 1.0},
     }
 
 
 def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
-def run(cfg, out, init=None):
-    "`train` `cfg` into `out` (a finished run is reused, an interrupted one continued); the EMA model, its step and the training seconds (None when reused)."
-    ckpt = Path(out) / 'checkpoint.pt'
-    reused = ckpt.exists() and ckpt_step(ckpt) >= cfg.optim.steps
-    start = time.time()
-    path = train(cfg, out, resume=True, progress=False, init=init)
-    return load_model(path, 'cpu'), ckpt_step(path), None if reused else time.time() - start
+def interval(x) -> tuple:
+    "Mean and half-width of the 95% t-interval of the values `x`."
+    x = pd.Series(x, dtype=float)
+    if len(x) < 2: return x.mean(), float('nan')
+    return x.mean(), T975[len(x) - 1] * x.std(ddof=1) / math.sqrt(len(x))
 
 
-def ppl(model, keyframes, space, n=256):
-    "PPL of `model` along W (lerp) or Z (slerp) with pixel MSE as the distance, at t = 0.5 between fixed keyframes."
-    a, b = keyframes
-    def generate(w):
-        k = w.shape[0]
-        aa, bb = a.expand(k, -1, -1, -1), b.expand(k, -1, -1, -1)
-        skips = model.skips(aa, bb) if model.skips is not None else None
-        return model.synthesize(w, torch.full((k,), 0.5), aa, bb, skips)[0]
-    dist = lambda x, y: (x - y).pow(2).flatten(1).mean(1)
-    with torch.no_grad(): return perceptual_path_length(generate, model.mapping, dist, n=n, space=space, batch=64)
+def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
+    "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base`."
+    rows = []
+    ref = runs[runs.variant == base].set_index('seed')
+    for name, g in runs.groupby('variant', sort=False):
+        row = {'variant': name, 'seeds': len(g)}
+        g = g.set_index('seed')
+        for k in METRICS:
+            m, h = interval(g[k])
+            row[k] = f'{m:.3f} ± {h:.3f}'
+            if name != base:
+                common = g.index.intersection(ref.index)
+                dm, dh = interval(g.loc[common, k] - ref.loc[common, k])
+                row[f'Δ{k}'] = f'{dm:+.3f} ± {dh:.3f}' + ('' if abs(dm) > dh else ' (n.s.)')
+        rows.append(row)
+    return pd.DataFrame(rows).set_index('variant')
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--steps', type=int, default=200)
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--steps', type=int, default=300)
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--clips', type=int, default=100)
+    ap.add_argument('--n-clips', type=int, default=1024, help='training clips')
     ap.add_argument('--out', default='runs/ablations')
     ap.add_argument('--csv', default='media/ablations')
-    ap.add_argument('--threads', type=int, default=2)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    out, csv = Path(a.out), Path(a.csv)
-    csv.mkdir(parents=True, exist_ok=True)
+    ap.add_argument('--only', nargs='*', help='variants to run (default all)')
+    a = ap.parse_args(argv)
     test = ToonClips(a.clips, frames=8, size=64, split='test')
-    held = test[0][0]
-    rows, ppl_rows = [], []
-    untrained = Trainer(TrainConfig.tiny(), None, 'cpu')
-    methods = {'untrained (step 0: block matching alone)': untrained.ema, 'crossfade': BASELINES['crossfade']}
+    clips = torch.stack([test[i][0] for i in range(len(test))])
+    rows, out, csv = [], Path(a.out), Path(a.csv)
+    csv.mkdir(parents=True, exist_ok=True)
     for name, kw in variants(a.steps).items():
-        cfg = TrainConfig.tiny(**{'optim.steps': a.steps, 'optim.warmup': a.steps, **kw})
-        model, step, sec = run(cfg, out / slug(name))
-        methods[name] = model
-        if sec is not None: rows.append({'method': name, 'train_s': round(sec, 1)})
-        if name in ('reconstruction only (tiny)', 'path-length reg. (w 2)'):
-            for space in ('z', 'w'):
-                ppl_rows.append({'run': name, 'space': space.upper(), 'ppl': ppl(model, (held[:1], held[-1:]), space)})
-        print(f'{name}: {step} steps' + ('' if sec is None else f', {sec:.0f} s'), flush=True)
-    table, by_t = evaluate(methods, test, device='cpu', progress=False)
-    if rows: table = table.join(pd.DataFrame(rows).set_index('method'))
-    elif (csv / 'ablations.csv').exists(): table = table.join(pd.read_csv(csv / 'ablations.csv', index_col='method')[['train_s']])
-    table.to_csv(csv / 'ablations.csv'); by_t.to_csv(csv / 'ablations_by_t.csv')
-    pd.DataFrame(ppl_rows).to_csv(csv / 'ppl.csv', index=False)
-    print(table.round(3).to_markdown()); print(pd.DataFrame(ppl_rows).round(4).to_markdown(index=False))
-
-    # FreezeD vs full fine-tuning: reconstruction-only run -> 100 clips of style B, adversarial from the first step
-    base_ckpt = out / slug('reconstruction only (tiny)') / 'checkpoint.pt'
-    test_b = ToonClips(a.clips, frames=8, size=64, split='test', style='B')
-    ft = {'before fine-tuning (style A model)': methods['reconstruction only (tiny)'], 'crossfade': BASELINES['crossfade']}
-    ft_steps = max(a.steps // 2, 1)
-    for name, k in (('full fine-tuning', 0), ('FreezeD (last 2 D stages train)', 2)):
-        cfg = TrainConfig.tiny(**{'optim.steps': ft_steps, 'optim.warmup': 0, 'data.style': 'B', 'data.n_clips': 100,
-                                  'discriminator.finetune_last': k})
-        ft[name], step, sec = run(cfg, out / slug('finetune ' + name), init=base_ckpt)
-        print(f'{name}: {step} steps' + ('' if sec is None else f', {sec:.0f} s'), flush=True)
-    ft_table, _ = evaluate(ft, test_b, device='cpu', progress=False)
-    ft_table.to_csv(csv / 'freezed.csv')
-    print(ft_table.round(3).to_markdown())
+        if a.only and name not in a.only: continue
+        for seed in a.seeds:
+            cfg = TrainConfig.tiny(**{'optim.steps': a.steps, 'optim.warmup': 2 * a.steps // 3, 'data.n_clips': a.n_clips,
+                                      'log.sample_every': 0, 'seed': seed, **kw})
+            start = time.time()
+            path = train(cfg, out / slug(name) / f'seed{seed}', resume=True, progress=False)
+            secs = time.time() - start
+            table, _ = evaluate({name: load_model(path, 'cpu')}, clips, progress=False, device='cpu')
+            rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'train_s': round(secs, 1), **table.iloc[0][list(METRICS)].to_dict()})
+            print(rows[-1], flush=True)
+            pd.DataFrame(rows).to_csv(csv / 'runs.csv', index=False)
+    summary = summarise(pd.DataFrame(rows))
+    summary.to_csv(csv / 'summary.csv')
+    md = (f"tiny preset, {a.steps} steps (adversarial from step {2 * a.steps // 3}), seeds {a.seeds}, {a.clips} held-out clips, "
+          f"64 px; mean ± 95% t-interval; Δ = paired difference from the full model\n\n{summary.to_markdown()}\n")
+    (csv / 'summary.md').write_text(md)
+    print(md)
 
 
 if __name__ == '__main__':
