@@ -20,7 +20,6 @@ from stillframes.data import ToonClips
 from stillframes.train import TrainConfig, load_model, ckpt_step, train
 from stillframes.eval import evaluate
 
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}      # Student t, two-sided 95%, by degrees of freedom
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
 
 
@@ -29,7 +28,6 @@ def variants(steps:int) -> dict:
         'full (tiny)': {},
         'no refiner (the warp alone)': {'generator.refiner': False},
         'learned timing u(t) (8 pieces)': {'path.timing': 8},
-        'no selection loss': {'loss.select': 0.0},
         'no adversarial phase': {'optim.warmup': steps},
         'no sequence D': {'loss.seq_adv': 0.0},
         'no SSL decoders': {'loss.ssl': 0.0},
@@ -37,6 +35,7 @@ def variants(steps:int) -> dict:
         'MotionPath instead of lerp': {'path.method': 'motion'},
         'path-length penalty (w 2)': {'loss.pl_weight': 2.0},
         'refiner corrects the blend too': {'generator.blend': True},
+        'refiner corrects the blend, no selection loss': {'generator.blend': True, 'loss.select': 0.0},
         'no hand-over prior (gamma 1, not 6)': {'motion.handover': 1.0},
     }
 
@@ -48,7 +47,8 @@ def interval(x) -> tuple:
     "Mean and half-width of the 95% t-interval of the values `x`."
     x = pd.Series(x, dtype=float)
     if len(x) < 2: return x.mean(), float('nan')
-    return x.mean(), T975[len(x) - 1] * x.std(ddof=1) / math.sqrt(len(x))
+    from scipy.stats import t as student
+    return x.mean(), student.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
 
 
 def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
@@ -64,7 +64,7 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
             if name != base:
                 common = g.index.intersection(ref.index)
                 dm, dh = interval(g.loc[common, k] - ref.loc[common, k])
-                row[f'Δ{k}'] = f'{dm:+.3f} ± {dh:.3f}' + ('' if abs(dm) > dh else ' (n.s.)')
+                row[f'Δ{k}'] = f'{dm:+.3f} ± {dh:.3f}' + ('' if abs(dm) > dh else ' (n.s.)' if dh == dh else '')
         rows.append(row)
     return pd.DataFrame(rows).set_index('variant')
 

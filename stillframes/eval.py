@@ -700,8 +700,9 @@ class LatentWalk:
         t = torch.as_tensor(t, dtype=torch.float32, device=self.device).reshape(-1)
         if ((t < 0) | (t > 1)).any(): raise ValueError(f"t must lie in [0, 1], got {t.tolist()}")
         p = self.path(method)
-        if method == 'lerp': w = lerp(p[0], p[-1], t)
-        elif method == 'slerp': w = slerp(p[0], p[-1], t)
+        with _eval_mode(self.model): u = self.model.times(t[None], self.wa, self.wb)[0]   # where the motion is at t (learned timing, or t)
+        if method == 'lerp': w = lerp(p[0], p[-1], u)
+        elif method == 'slerp': w = slerp(p[0], p[-1], u)
         else:   # the learned path exists at the strip's times only: straight lines between them
             s = t * (len(p) - 1)
             i = s.floor().long().clamp(max=len(p) - 2)

@@ -8,7 +8,7 @@ Docs: https://stillframes.github.io/stillframes/model.html.md"""
 __all__ = ['MODEL_FORMAT', 'PATH_METHODS', 'ConvEncoder', 'build_encoder', 'Timing', 'WarpRefiner', 'StillFrames', 'build_model',
            'model_asset', 'save_model', 'load_model']
 
-# %% ../nbs/03a_model.ipynb #f47eca37
+# %% ../nbs/03a_model.ipynb #331a37a8
 import math
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .interpolation import MotionPath, lerp, slerp
 from .generator import ConvNormGLU, SLE
 from .motion import TimeFlowNet, warp, resize_flow, load_flow_net
 
-# %% ../nbs/03a_model.ipynb #67c8192a
+# %% ../nbs/03a_model.ipynb #2ca300c7
 class ConvEncoder(nn.Module):
     "A small CNN trained from scratch with the rest of the model; the interface of `Encoder`."
     def __init__(self,
@@ -61,7 +61,7 @@ def build_encoder(backbone:str='conv', weights=None, z_dim:int=64, freeze:bool=T
         return ConvEncoder(z_dim, width)
     return Encoder(backbone, weights, z_dim, freeze, pool, unfreeze_last)
 
-# %% ../nbs/03a_model.ipynb #310fe279
+# %% ../nbs/03a_model.ipynb #796072a4
 class Timing(nn.Module):
     "A learned monotone timing `u(t)` per keyframe pair: piecewise linear on `knots` equal steps of t, u(0) = 0, u(1) = 1."
     def __init__(self,
@@ -87,7 +87,7 @@ class Timing(nn.Module):
         lo = cum.gather(1, i)
         return (lo + frac * inc.gather(1, i)).clamp(0, 1)
 
-# %% ../nbs/03a_model.ipynb #00471a88
+# %% ../nbs/03a_model.ipynb #ccc4a402
 def _down(i:int, o:int) -> nn.Module: return nn.Sequential(nn.Conv2d(i, o, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(o, o, 3, 1, 1), nn.LeakyReLU(0.2))
 
 class WarpRefiner(nn.Module):
@@ -130,7 +130,7 @@ class WarpRefiner(nn.Module):
         out = self.head(y)[..., :h, :w_]
         return {'colour': torch.tanh(out[:, :3] + base), 'mask_logit': out[:, 3:4], 'blend_logit': out[:, 4:5] if self.blend else None}
 
-# %% ../nbs/03a_model.ipynb #e51fe133
+# %% ../nbs/03a_model.ipynb #46db92f4
 MODEL_FORMAT = 'stillframes-model-2'
 PATH_METHODS = ('lerp', 'slerp', 'motion')
 
@@ -250,12 +250,12 @@ class StillFrames(nn.Module):
         self.eval()
         try:
             if times is None: clip = self(a, b, n, psi, method)
-            else: clip = self.draw(a, b, torch.as_tensor(times, dtype=a.dtype, device=a.device).reshape(1, -1), psi, method)[0]
+            else: clip = self.draw(a, b, torch.as_tensor(times, dtype=a.dtype, device=a.device).reshape(-1), psi, method)[0]
         finally: self.train(was)
         clip = clip.clamp(-1, 1)
         return clip[0] if single else clip
 
-# %% ../nbs/03a_model.ipynb #9a80001e
+# %% ../nbs/03a_model.ipynb #0a5ff450
 def build_model(config:dict, motion_weights:bool=False) -> StillFrames:
     "The model a `StillFrames.config()` dict describes; `motion_weights` starts its motion from the shipped flow network."
     c = config
@@ -277,9 +277,15 @@ def model_asset() -> Path:
     import stillframes
     return Path(stillframes.__file__).parent / 'assets' / 'small.pt'
 
+def _frozen_prefixes(config:dict) -> tuple:
+    "State-dict prefixes of a frozen pretrained encoder's stages: not stored in model files, loaded from torchvision instead."
+    e = config['encoder']
+    return ('encoder.stages.',) if e.get('weights') is not None and e.get('freeze', True) else ()
+
 def save_model(model:StillFrames, path, half:bool=True, **extra) -> Path:
-    "Write `model` as a model file (fp16 weights by default), atomically; `extra` is stored beside it (e.g. the command that made it)."
-    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    "Write `model` as a model file (fp16 weights by default, frozen pretrained stages left out), atomically; `extra` is stored beside it (e.g. the command that made it)."
+    frozen = _frozen_prefixes(model.config())
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items() if not (frozen and k.startswith(frozen))}
     return atomic_save({'format': MODEL_FORMAT, 'config': model.config(), 'state_dict': state, **extra}, path)
 
 def load_model(path=None, device=None) -> StillFrames:
@@ -295,8 +301,8 @@ def load_model(path=None, device=None) -> StillFrames:
     if fmt == 'stillframes-train-2': config, state = ck['model_config'], ck['ema']
     elif fmt == MODEL_FORMAT: config, state = ck['config'], ck['state_dict']
     else: raise ValueError(f"{path}: not a stillframes model file (format {fmt!r})")
-    model = build_model(config)
-    frozen = ('encoder.stages.',) if config['encoder'].get('weights') is not None and config['encoder'].get('freeze', True) else ()
+    try: model, frozen = build_model(config), _frozen_prefixes(config)
+    except (KeyError, TypeError, ValueError) as e: raise ValueError(f"{path}: its config does not describe a model this version can build ({type(e).__name__}: {e})") from None
     try: missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
     except RuntimeError as e: raise ValueError(f"{path}: weights do not fit the model its config describes ({str(e).splitlines()[0]})") from None
     if (missing := [k for k in missing if not k.startswith(frozen)]) or unexpected:   # frozen pretrained stages come from torchvision

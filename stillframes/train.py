@@ -560,7 +560,7 @@ class Trainer:
             logs['colour'] = reconstruction_loss(parts['colour'], real)
             logs['mask_tv'], logs['mask_sat'] = composite_penalties(parts['mask'].flatten(0, 1))
             loss = loss + c.colour * logs['colour'] + c.mask_tv * logs['mask_tv'] + c.mask_sat * logs['mask_sat']
-        if 'blend' in parts and c.select > 0:
+        if 'blend' in parts and c.select > 0 and parts['blend'].requires_grad:   # only where something learns the blend
             logs['select'] = selection_loss(parts['blend'], parts['warp_a'], parts['warp_b'], real)
             loss = loss + c.select * logs['select']
         if adversarial:
