@@ -141,7 +141,7 @@ def main(argv=None):
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'], flow=True)
         clips, mids, secs = oracle(ds)
         table, _ = evaluate({**methods, 'oracle (true flow)': Replay(clips, mids)}, clips, batch_size=10, progress=False, device='cpu')
-        table.loc['oracle (true flow)', 'ms_per_frame'] = 1000 * secs / mids[:, :].flatten(0, 1).shape[0]
+        table.loc['oracle (true flow)', 'ms_per_frame'] = 1000 * secs / mids.flatten(0, 1).shape[0]
         title = f"({key}) {s['clips']} held-out ToonClips (test split), {s['size']} px, 8 frames (in-betweens 1..6), motion {s['motion']}"
         md = f"{title}\nmachine: {machine()}\n\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
         (out / f'results_{key}.md').write_text(md)
