@@ -11,8 +11,8 @@ __all__ = ['PRESETS', 'RUNTIME_FIELDS', 'GAN_LOSSES', 'LOSS_NAMES', 'CKPT_FORMAT
            'CachedClips', 'clip_dataset', 'StepBatches', 'model_config', 'build_from_config', 'reconstruction_loss',
            'temporal_loss', 'selection_loss', 'ema_update', 'ema_beta', 'DistEnv', 'init_distributed',
            'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss', 'Trainer', 'MetricsLog', 'load_model', 'export_model',
-           'build_config', 'train', 'train_cli', 'asset_path', 'example_keyframes', 'write_clip', 'animate_frames',
-           'animate_cli', 'demo', 'predict_clip', 'ckpt_step', 'demo_cli', 'train_main', 'animate_main', 'demo_main']
+           'build_config', 'train', 'train_cli', 'asset_path', 'example_keyframes', 'demo', 'predict_clip', 'ckpt_step',
+           'demo_cli', 'train_main', 'demo_main']
 
 # %% ../nbs/05_train.ipynb #932db2ff
 import copy, csv, json, math, os, random, sys, time
@@ -886,72 +886,11 @@ def example_keyframes(size:int=64) -> tuple:
     ds = ToonClips(EXAMPLE_CLIP + 1, frames=2, size=size, split='test')
     return ds.render(EXAMPLE_CLIP, 0.0), ds.render(EXAMPLE_CLIP, 1.0)
 
-def write_clip(clip:torch.Tensor, path, fps:float=8, scale:int=1) -> Path:
-    "Clip (m,3,H,W) -> .gif or .mp4 animation, or a .png frame strip."
-    import imageio.v3 as iio
-    path = Path(path)
-    kind = path.suffix.lower()
-    if kind == '.gif': return save_gif(clip, path, fps, scale)
-    if kind == '.mp4': return save_video(clip, path, fps, scale)
-    if kind == '.png':
-        path.parent.mkdir(parents=True, exist_ok=True)
-        strip = frame_strip(clip)
-        iio.imwrite(path, strip.repeat(scale, 0).repeat(scale, 1) if scale > 1 else strip)
-        return path
-    raise ValueError(f"{path}: unknown output type {kind!r}; use .gif, .mp4 or .png")
-
-def animate_frames(model:StillFrames, frame_a:torch.Tensor, frame_b:torch.Tensor, n:int=16, method:str=None, times=None) -> torch.Tensor:
-    "Keyframes (3,H,W) of any size -> clip (n,3,H,W) at the first keyframe's size (the second is resized to it); `times` draws at those t instead."
-    if method == 'motion' and model.path is None:
-        raise ValueError("this model has no learned path (it was trained with path.method='lerp'); use --path lerp or slerp")
-    if frame_b.shape != frame_a.shape:
-        frame_b = F.interpolate(frame_b[None], size=frame_a.shape[-2:], mode='bilinear', antialias=True, align_corners=False)[0].clamp(-1, 1)
-    dev = next(model.parameters()).device
-    return model.animate(frame_a.to(dev), frame_b.to(dev), n, method, times=times).cpu()
-
-def animate_cli(argv=None):
-    "Console script `stillframes-animate`: in-betweens of two keyframe images with a trained model."
-    import argparse
-    p = argparse.ArgumentParser(prog='stillframes-animate', description='Draw the frames between two keyframes.')
-    p.add_argument('ckpt', nargs='?', help='a checkpoint.pt or an exported model file')
-    p.add_argument('frame_a', nargs='?', help='first keyframe (any image file)')
-    p.add_argument('frame_b', nargs='?', help='last keyframe')
-    p.add_argument('--frames', type=int, default=16, help='frames in the output, keyframes included (default 16)')
-    p.add_argument('--out', help='output .gif, .mp4 or .png (a frame strip)')
-    p.add_argument('--path', choices=('lerp', 'slerp', 'motion'), help="path in W (default: the model's own)")
-    p.add_argument('--upscale', action='store_true', help="no-op: frames are always drawn at the first keyframe's size")
-    p.add_argument('--fps', type=float, default=8, help='frames per second of a .gif or .mp4')
-    p.add_argument('--scale', type=int, default=1, help='enlarge the output by this integer factor (nearest neighbour)')
-    p.add_argument('--example', metavar='OUT', help='animate two built-in keyframes with the shipped tiny model into OUT')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
-    a = p.parse_args(argv)
-    notes = []                                   # said once, after the output is written (an error stays one line)
-    try:
-        if a.example:
-            if a.ckpt: raise ValueError("--example takes no CKPT or keyframes")
-            model = load_model(asset_path(), a.device)
-            fa, fb = example_keyframes()
-            out = a.example
-        else:
-            if not (a.ckpt and a.frame_a and a.frame_b and a.out): raise ValueError("give CKPT, A, B and --out (or --example OUT)")
-            model = load_model(a.ckpt, a.device)
-            fa = load_image(a.frame_a)
-            fb = load_image(a.frame_b)
-            out = a.out
-            if fb.shape != fa.shape: notes.append(f"{a.frame_b} is {fb.shape[-1]}x{fb.shape[-2]}, {a.frame_a} is {fa.shape[-1]}x{fa.shape[-2]}: resized the second to the first")
-        if a.frames < 2: raise ValueError(f"--frames must be at least 2, got {a.frames}")
-        if a.upscale: notes.append("--upscale is no longer needed: frames are drawn at the keyframes' own size")
-        clip = animate_frames(model, fa, fb, a.frames, a.path)
-        path = write_clip(clip, out, a.fps, a.scale)
-    except (ValueError, FileNotFoundError, RuntimeError) as e: _fail('stillframes-animate', e)
-    for n in notes: print(f"stillframes-animate: {n}", file=sys.stderr)
-    print(f"wrote {path} ({clip.shape[0]} frames, {clip.shape[-1]}x{clip.shape[-2]})")
-    return path
-
 # %% ../nbs/05_train.ipynb #062073c1
 def demo(out, minutes:float=6, eval_clips:int=100, resume:bool=False, device=None, progress:bool=True, **overrides):
     "Train the tiny preset for `minutes`, evaluate it beside the baselines and write the table, a GIF and a strip to `out`."
     from stillframes.eval import evaluate, save_results, describe_run, BASELINES
+    from stillframes.footage import animate_frames
     out = Path(out)
     cfg = TrainConfig.tiny(**overrides)
     start = time.time()
@@ -1004,5 +943,4 @@ def demo_cli(argv=None):
 
 # The console scripts: pip's wrapper passes a function's return value to `sys.exit`, so they return nothing (status 0).
 def train_main(): train_cli()
-def animate_main(): animate_cli()
 def demo_main(): demo_cli()

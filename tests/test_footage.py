@@ -1,0 +1,147 @@
+"Whole clips (chapter 06a): holds on their own timeline, scene cuts, streaming output, interruptions, bad input."
+import os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import imageio.v3 as iio
+
+from stillframes.cli import interpolate_cli
+from stillframes.data import ToonClips, image_files, load_image
+from stillframes.footage import (CUT_THRESHOLD, FrameSink, FrameSource, drawings, histogram_distance, interpolate, output_time,
+                                 segments, thumbnail)
+from stillframes.model import load_model
+from stillframes.utils import to_uint8
+
+INTERPOLATE = 'from stillframes.cli import interpolate_cli; import sys; interpolate_cli(sys.argv[1:])'
+
+
+def run(*args):
+    return subprocess.run([sys.executable, '-c', INTERPOLATE, *map(str, args)], capture_output=True, text=True)
+
+
+def one_line_error(r, *words):
+    lines = [l for l in r.stderr.strip().splitlines() if not l.startswith('usage:') and not l.startswith('  ')]
+    assert r.returncode != 0 and len(lines) == 1, r.stderr
+    for w in words: assert w in lines[0], (w, lines[0])
+
+
+@pytest.fixture(scope='module')
+def model(): return load_model(device='cpu')
+
+
+@pytest.fixture(scope='module')
+def spliced(tmp_path_factory):
+    "Shot 1 (5 drawings on twos) spliced to shot 2 (4 drawings on ones), 72x128: 14 frames, a cut before frame 10."
+    d = tmp_path_factory.mktemp('spliced')
+    ds = ToonClips(2, frames=5, size=(72, 128), split='test')
+    frames = [f for f in to_uint8(ds[0][0]) for _ in range(2)] + list(to_uint8(ds[1][0])[:4])
+    for k, f in enumerate(frames): iio.imwrite(d / f'frame{k}.png', f)
+    return d, np.stack(frames)
+
+
+@pytest.mark.parametrize('split, style', [('val', 'A'), ('val', 'B'), ('train', 'A'), ('train', 'B')])
+def test_cut_threshold_separates_shots_from_motion(split, style):
+    "Clips the chapter did not calibrate on: 60 shots with large motion, every consecutive pair within and across shots."
+    ds = ToonClips(60, frames=9, size=(72, 128), split=split, style=style, motion=1.5)
+    shots = [[thumbnail(f) for f in to_uint8(ds[i][0])] for i in range(60)]
+    within = max(histogram_distance(s[k], s[k + 1]) for s in shots for k in range(8))
+    across = min(histogram_distance(shots[i][-1], shots[i + 1][0]) for i in range(59))
+    assert within < CUT_THRESHOLD < across, (within, across)
+
+
+def test_holds_become_inbetweens_and_cuts_are_not_blended(spliced, model, tmp_path):
+    d, frames = spliced
+    st = interpolate(d, tmp_path / 'x2', model, factor=2, progress=False)
+    out = np.stack([iio.imread(p) for p in image_files(tmp_path / 'x2')])
+    assert out.shape == ((14 - 1) * 2 + 1, 72, 128, 3) and st['cuts'] == 1 and st['drawings'] == 9
+    # shot 1: output frame 2 (tau = 1) was a held copy of drawing 0; now it is the in-between half way to drawing 1
+    assert np.array_equal(out[0], frames[0]) and np.array_equal(out[4], frames[2])
+    assert not np.array_equal(out[2], frames[0]) and not np.array_equal(out[2], frames[2])
+    mid = model.animate(load_image(d / 'frame0.png'), load_image(d / 'frame2.png'), times=[0.5])[0]
+    assert np.abs(out[2].astype(int) - to_uint8(mid).astype(int)).max() <= 1
+    # the last drawing of shot 1 (frames 8, 9) is repeated up to the cut (tau 8 .. 9.5): no double exposure of two shots
+    for k in range(16, 20): assert np.array_equal(out[k], frames[8]), k
+    assert np.array_equal(out[20], frames[10])
+
+
+def test_keep_holds_interpolates_between_copies(spliced, model, tmp_path):
+    d, frames = spliced
+    segs = list(segments(FrameSource(d), output_time(2), keep_holds=True))
+    assert len(segs) == 14 and segs[0].times == [0.0, 0.5]
+    st = interpolate(d, tmp_path / 'kept', model, factor=2, keep_holds=True, progress=False)
+    assert st['drawings'] == 14 and st['frames_out'] == 27
+
+
+def test_fps_conversion_and_video_round_trip_with_audio(spliced, model, tmp_path):
+    d, _ = spliced
+    import imageio_ffmpeg
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    silent = tmp_path / 'silent.mp4'
+    interpolate(d, silent, model, factor=2, progress=False)
+    src = tmp_path / 'in.mp4'
+    r = subprocess.run([ff, '-y', '-loglevel', 'error', '-i', silent, '-f', 'lavfi', '-i', 'sine=frequency=440:duration=1',
+                        '-c:v', 'copy', '-c:a', 'aac', '-shortest', src], capture_output=True)
+    if r.returncode != 0: pytest.skip(f"this ffmpeg cannot make a test clip with sound: {r.stderr[-200:]}")
+    assert FrameSource(src).audio and FrameSource(src).fps == 48
+    st = interpolate(src, tmp_path / 'out.mp4', model, fps=60, progress=False)
+    assert st['fps_out'] == 60 and FrameSource(tmp_path / 'out.mp4').audio
+    n = sum(1 for _ in FrameSource(tmp_path / 'out.mp4'))
+    assert n == st['frames_out']
+    assert not [p for p in tmp_path.iterdir() if '.part' in p.name]
+
+
+class Interrupt:
+    "A model that raises KeyboardInterrupt on its `n`-th call, as Ctrl-C would."
+    def __init__(self, model, n): self.model, self.n = model, n
+    def parameters(self): return self.model.parameters()
+    def animate(self, *a, **kw):
+        self.n -= 1
+        if self.n == 0: raise KeyboardInterrupt
+        return self.model.animate(*a, **kw)
+
+
+def test_an_interrupted_run_leaves_whole_frames_and_no_partial_video(spliced, model, tmp_path):
+    d, _ = spliced
+    with pytest.raises(KeyboardInterrupt): interpolate(d, tmp_path / 'part', Interrupt(model, 3), factor=2, batch=1, progress=False)
+    files = sorted(p.name for p in (tmp_path / 'part').iterdir())
+    assert files == [f'frame_{k:06d}.png' for k in range(len(files))] and 0 < len(files) < 27
+    for p in (tmp_path / 'part').iterdir(): assert iio.imread(p).shape == (72, 128, 3)
+    with pytest.raises(KeyboardInterrupt): interpolate(d, tmp_path / 'part.mp4', Interrupt(model, 3), factor=2, batch=1, progress=False)
+    assert list(tmp_path.glob('*.mp4')) == [] and list(tmp_path.glob('.*')) == []
+
+
+def test_interpolate_cli_progress_and_summary(spliced, tmp_path):
+    d, _ = spliced
+    r = run(d, '--out', tmp_path / 'x3.gif', '--factor', '3')
+    assert r.returncode == 0, r.stderr
+    assert 'frame/s' in r.stderr and '40 frames at 72 fps from 14 frames at 24 fps' in r.stdout
+    gif = iio.imread(tmp_path / 'x3.gif', index=None)      # GIF writers merge repeated frames (the held frames before the cut) into one
+    assert gif.shape[1:] == (72, 128, 3) and 40 - 5 <= len(gif) <= 40
+
+
+def test_interpolate_bad_input(spliced, tmp_path):
+    d, frames = spliced
+    one = tmp_path / 'one'; one.mkdir(); iio.imwrite(one / 'a.png', frames[0])
+    mixed = tmp_path / 'mixed'; mixed.mkdir(); iio.imwrite(mixed / 'a.png', frames[0]); iio.imwrite(mixed / 'b.png', frames[1][:64])
+    empty = tmp_path / 'empty'; empty.mkdir()
+    (tmp_path / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    full = tmp_path / 'full'; full.mkdir(); (full / 'old.png').write_bytes(b'x')
+    cases = [((tmp_path / 'broken.mp4', '--out', tmp_path / 'o', '--factor', '2'), ('broken.mp4', 'cannot decode')),
+             ((one, '--out', tmp_path / 'o', '--factor', '2'), ('one', 'at least 2 frames')),
+             ((empty, '--out', tmp_path / 'o', '--factor', '2'), ('empty', 'at least 2 frames')),
+             ((mixed, '--out', tmp_path / 'o', '--factor', '2'), ('b.png', '128x64', 'one size')),
+             ((tmp_path / 'nope', '--out', tmp_path / 'o', '--factor', '2'), ('nope', 'no such')),
+             ((d, '--out', tmp_path / 'o', '--factor', '1'), ('--factor must be at least 2',)),
+             ((d, '--out', tmp_path / 'o', '--factor', '0'), ('--factor must be at least 2',)),
+             ((d, '--out', tmp_path / 'o', '--fps', '12'), ('not above the input', '24')),
+             ((d, '--out', tmp_path / 'o', '--fps', '24'), ('not above the input',)),
+             ((d, '--out', d, '--factor', '2'), ('would overwrite',)),
+             ((d, '--out', full, '--factor', '2'), ('not empty',)),
+             ((d, '--out', tmp_path / 'o.jpg', '--factor', '2'), ("unknown output type '.jpg'",)),
+             ((d, '--out', tmp_path / 'missing' / 'o.mp4', '--factor', '2'), ('no such folder',)),
+             ((d, '--out', tmp_path / 'o', '--factor', '2', '--fps', '60'), ('not allowed with argument',)),
+             ((d, '--out', tmp_path / 'o'), ('one of the arguments --factor --fps is required',))]
+    for args, words in cases: one_line_error(run(*args), *words)
+    assert not (tmp_path / 'o').exists() and sorted(p.name for p in full.iterdir()) == ['old.png']
