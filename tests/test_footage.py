@@ -31,12 +31,15 @@ def one_line_error(r, *words):
 def model(): return load_model(device='cpu')
 
 
+N, CUT = 48, 24
+
+
 @pytest.fixture(scope='module')
 def spliced(tmp_path_factory):
-    "Shot 1 (5 drawings on twos) spliced to shot 2 (4 drawings on ones), 72x128: 14 frames, a cut before frame 10."
+    "A 48-frame ToonClips sequence, 72x128, on twos: shot 1 (12 drawings, frames 0-23), a cut, shot 2 (12 drawings, frames 24-47)."
     d = tmp_path_factory.mktemp('spliced')
-    ds = ToonClips(2, frames=5, size=(72, 128), split='test')
-    frames = [f for f in to_uint8(ds[0][0]) for _ in range(2)] + list(to_uint8(ds[1][0])[:4])
+    ds = ToonClips(2, frames=12, size=(72, 128), split='test')
+    frames = [f for i in range(2) for f in to_uint8(ds[i][0]) for _ in range(2)]
     for k, f in enumerate(frames): iio.imwrite(d / f'frame{k}.png', f)
     return d, np.stack(frames)
 
@@ -51,27 +54,35 @@ def test_cut_threshold_separates_shots_from_motion(split, style):
     assert within < CUT_THRESHOLD < across, (within, across)
 
 
-def test_holds_become_inbetweens_and_cuts_are_not_blended(spliced, model, tmp_path):
+def test_doubling_a_clip_on_twos_with_a_cut(spliced, model, tmp_path):
+    "Issue 11: the frame count, no output frame mixing the two shots, holds replaced by in-betweens on the drawings' timeline."
     d, frames = spliced
     st = interpolate(d, tmp_path / 'x2', model, factor=2, progress=False)
     out = np.stack([iio.imread(p) for p in image_files(tmp_path / 'x2')])
-    assert out.shape == ((14 - 1) * 2 + 1, 72, 128, 3) and st['cuts'] == 1 and st['drawings'] == 9
-    # shot 1: output frame 2 (tau = 1) was a held copy of drawing 0; now it is the in-between half way to drawing 1
-    assert np.array_equal(out[0], frames[0]) and np.array_equal(out[4], frames[2])
-    assert not np.array_equal(out[2], frames[0]) and not np.array_equal(out[2], frames[2])
-    mid = model.animate(load_image(d / 'frame0.png'), load_image(d / 'frame2.png'), times=[0.5])[0]
-    assert np.abs(out[2].astype(int) - to_uint8(mid).astype(int)).max() <= 1
-    # the last drawing of shot 1 (frames 8, 9) is repeated up to the cut (tau 8 .. 9.5): no double exposure of two shots
-    for k in range(16, 20): assert np.array_equal(out[k], frames[8]), k
-    assert np.array_equal(out[20], frames[10])
+    assert out.shape == ((N - 1) * 2 + 1, 72, 128, 3) and st['frames_in'] == N
+    assert st['cuts'] == 1 and st['drawings'] == N // 2
+    # output frame k sits at tau = k / 2; drawing j of a shot first shows at input frame 2j and is held for one more frame
+    for j in range(0, CUT - 2, 2):
+        a, b = load_image(d / f'frame{j}.png'), load_image(d / f'frame{j + 2}.png')
+        assert np.array_equal(out[2 * j], frames[j])                       # the drawing itself
+        mids = to_uint8(model.animate(a, b, times=[0.25, 0.5, 0.75]))       # the held copy (tau = j + 1) is the in-between at t = 1/2
+        for q in range(3): assert np.abs(out[2 * j + 1 + q].astype(int) - mids[q].astype(int)).max() <= 1, (j, q)
+    # no frame mixes the shots: the last drawing of shot 1 (frames 22, 23) is repeated up to the cut, then shot 2 starts clean
+    for k in range(2 * (CUT - 2), 2 * CUT): assert np.array_equal(out[k], frames[CUT - 2]), k
+    assert np.array_equal(out[2 * CUT], frames[CUT])
+    th = [thumbnail(f) for f in frames]
+    for k, f in enumerate(out):
+        own, other = (range(CUT), range(CUT, N)) if k < 2 * CUT else (range(CUT, N), range(CUT))
+        near = lambda r: min(histogram_distance(thumbnail(f), th[i]) for i in r)
+        assert near(own) < CUT_THRESHOLD < near(other), k
 
 
 def test_keep_holds_interpolates_between_copies(spliced, model, tmp_path):
     d, frames = spliced
     segs = list(segments(FrameSource(d), output_time(2), keep_holds=True))
-    assert len(segs) == 14 and segs[0].times == [0.0, 0.5]
+    assert len(segs) == N and segs[0].times == [0.0, 0.5]
     st = interpolate(d, tmp_path / 'kept', model, factor=2, keep_holds=True, progress=False)
-    assert st['drawings'] == 14 and st['frames_out'] == 27
+    assert st['drawings'] == N and st['frames_out'] == (N - 1) * 2 + 1
 
 
 def test_fps_conversion_and_video_round_trip_with_audio(spliced, model, tmp_path):
@@ -106,7 +117,7 @@ def test_an_interrupted_run_leaves_whole_frames_and_no_partial_video(spliced, mo
     d, _ = spliced
     with pytest.raises(KeyboardInterrupt): interpolate(d, tmp_path / 'part', Interrupt(model, 3), factor=2, batch=1, progress=False)
     files = sorted(p.name for p in (tmp_path / 'part').iterdir())
-    assert files == [f'frame_{k:06d}.png' for k in range(len(files))] and 0 < len(files) < 27
+    assert files == [f'frame_{k:06d}.png' for k in range(len(files))] and 0 < len(files) < (N - 1) * 2 + 1
     for p in (tmp_path / 'part').iterdir(): assert iio.imread(p).shape == (72, 128, 3)
     with pytest.raises(KeyboardInterrupt): interpolate(d, tmp_path / 'part.mp4', Interrupt(model, 3), factor=2, batch=1, progress=False)
     assert list(tmp_path.glob('*.mp4')) == [] and list(tmp_path.glob('.*')) == []
@@ -116,9 +127,9 @@ def test_interpolate_cli_progress_and_summary(spliced, tmp_path):
     d, _ = spliced
     r = run(d, '--out', tmp_path / 'x3.gif', '--factor', '3')
     assert r.returncode == 0, r.stderr
-    assert 'frame/s' in r.stderr and '40 frames at 72 fps from 14 frames at 24 fps' in r.stdout
-    gif = iio.imread(tmp_path / 'x3.gif', index=None)      # GIF writers merge repeated frames (the held frames before the cut) into one
-    assert gif.shape[1:] == (72, 128, 3) and 40 - 5 <= len(gif) <= 40
+    assert 'frame/s' in r.stderr and f'{(N - 1) * 3 + 1} frames at 72 fps from {N} frames at 24 fps' in r.stdout
+    gif = iio.imread(tmp_path / 'x3.gif', index=None)      # GIF writers merge repeated frames into one
+    assert gif.shape[1:] == (72, 128, 3) and (N - 1) * 3 + 1 - 8 == len(gif)   # 6 repeats before the cut, 4 at the end
 
 
 def test_interpolate_bad_input(spliced, tmp_path):
@@ -145,3 +156,37 @@ def test_interpolate_bad_input(spliced, tmp_path):
              ((d, '--out', tmp_path / 'o'), ('one of the arguments --factor --fps is required',))]
     for args, words in cases: one_line_error(run(*args), *words)
     assert not (tmp_path / 'o').exists() and sorted(p.name for p in full.iterdir()) == ['old.png']
+
+
+def test_clip_triplets_skip_holds_and_cuts(spliced):
+    from stillframes.footage import ClipTriplets
+    d, _ = spliced
+    tr = ClipTriplets(d, size=48, gaps=2)
+    assert len(tr.frames) == 24 and tr.shots == [0] * 12 + [1] * 12           # 24 drawings in 2 shots, holds skipped
+    assert len(tr.triplets) == 2 * 10 + 2 * 8 and (0, 2, 4) in tr.triplets and (10, 11, 12) not in tr.triplets
+    clip, _ = tr[0]
+    assert clip.shape == (3, 3, 48, 48) and clip.min() >= -1 and clip.max() <= 1
+
+
+def test_fine_tune_the_shipped_model_on_a_clip(spliced, tmp_path, monkeypatch):
+    "stillframes-train --data CLIP --init shipped: triplets of the clip, FreezeD, a model file animate takes with --model."
+    from stillframes.train import Trainer, finetune_config, train_cli
+    from stillframes.model import model_asset
+    from stillframes.cli import animate_cli
+    monkeypatch.setenv('STILLFRAMES_CACHE', str(tmp_path / 'cache'))
+    d, _ = spliced
+    cfg = finetune_config(str(d), steps=2, overrides=['optim.batch_size=2'])
+    assert cfg.frames == 3 and cfg.discriminator.finetune_last == 2 and not cfg.motion.freeze and cfg.loss.seq_adv == 0
+    tr = Trainer(cfg, device='cpu').init_from(model_asset())
+    shipped_d = torch.load(model_asset().with_name('small_d.pt'), map_location='cpu', weights_only=False)['D_img']
+    name = next(k for k in shipped_d if 'weight' in k)
+    assert torch.equal(tr.D_img.state_dict()[name], shipped_d[name].float())  # the shipped D, not a fresh one
+    frozen = [n for n, p in tr.D_img.named_parameters() if not p.requires_grad]
+    assert frozen and len(frozen) < len(list(tr.D_img.parameters()))          # FreezeD: early stages only
+    out = train_cli(['--data', str(d), '--init', 'shipped', '--steps', '2', '--set', 'optim.batch_size=2', '--out', str(tmp_path / 'run'),
+                     '--export', str(tmp_path / 'mine.pt'), '--no-progress'])
+    assert torch.load(out, map_location='cpu', weights_only=False)['step'] == 2
+    animate_cli([str(d / 'frame0.png'), str(d / 'frame2.png'), '--model', str(tmp_path / 'mine.pt'), '--frames', '3', '--out', str(tmp_path / 'f')])
+    assert len(image_files(tmp_path / 'f')) == 3
+    with pytest.raises(SystemExit):
+        train_cli(['--init', 'shipped', '--out', str(tmp_path / 'run2')])         # a model file needs --data CLIP
