@@ -705,6 +705,7 @@ def init_from(self:Trainer, path):
     if isinstance(ckpt, dict) and ckpt.get('format') == MODEL_FORMAT:
         d_file = Path(path).with_name(Path(path).stem + '_d.pt')
         ds = _read_checkpoint(d_file, self.device) if d_file.exists() else {}
+        if not ds and self.rank == 0: print(f"stillframes-train: no {d_file.name} beside {path}: the discriminators start from random weights", file=sys.stderr)
         ckpt = {'config': ckpt.get('train_config') or {}, 'model': ckpt['state_dict'], 'ema': ckpt['state_dict'], **{k: ds.get(k) for k in ('D_img', 'D_seq')}}
         if self.D_seq is not None and ckpt['D_seq'] is not None and self.cfg.frames != ckpt['config'].get('frames'): ckpt['D_seq'] = None   # another clip length
     elif not isinstance(ckpt, dict) or ckpt.get('format') != CKPT_FORMAT: raise RuntimeError(f'{path}: not a stillframes training checkpoint or model file')

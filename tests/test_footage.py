@@ -190,3 +190,29 @@ def test_fine_tune_the_shipped_model_on_a_clip(spliced, tmp_path, monkeypatch):
     assert len(image_files(tmp_path / 'f')) == 3
     with pytest.raises(SystemExit):
         train_cli(['--init', 'shipped', '--out', str(tmp_path / 'run2')])         # a model file needs --data CLIP
+
+
+def test_a_long_hold_is_a_pause(spliced, model, tmp_path):
+    "A drawing held for 8 frames is repeated; the move to the next drawing takes its last MAX_HOLD = 3 frames."
+    from stillframes.footage import MAX_HOLD
+    d, frames = spliced
+    p = tmp_path / 'pause'; p.mkdir()
+    seq = [frames[0]] * 8 + [frames[2]] * 2
+    for k, f in enumerate(seq): iio.imwrite(p / f'{k}.png', f)
+    interpolate(p, tmp_path / 'o', model, factor=2, progress=False)
+    out = [iio.imread(f) for f in image_files(tmp_path / 'o')]
+    moving = 2 * (8 - MAX_HOLD)
+    for k in range(moving + 1): assert np.array_equal(out[k], frames[0]), k
+    assert not np.array_equal(out[moving + 1], frames[0]) and np.array_equal(out[16], frames[2])
+
+
+def test_odd_sized_video_and_fps_times(tmp_path, model):
+    from stillframes.footage import output_time
+    tau = output_time(None, 25, 48)
+    assert tau(240) == 125 and isinstance(tau(240), int)
+    src = tmp_path / 'odd'; src.mkdir()
+    clip = to_uint8(ToonClips(1, frames=3, size=(71, 125), split='test')[0][0])
+    for k, f in enumerate(clip): iio.imwrite(src / f'{k}.png', f)
+    st = interpolate(src, tmp_path / 'odd.mp4', model, factor=2, progress=False)
+    assert st['frames_out'] == 5 and iio.imread(tmp_path / 'odd.mp4', index=None).shape == (5, 71, 125, 3)
+    assert oct((tmp_path / 'odd.mp4').stat().st_mode & 0o777) != oct(0o600)
