@@ -1,0 +1,47 @@
+"Every bench in bench/ runs at a tiny size, so none can rot (they print figures; the figures themselves are not tested)."
+import os, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / 'bench'
+
+
+def bench(name, *args, tmp_path, env=None):
+    e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache'), 'PIP_NO_INDEX': '1', 'OMP_NUM_THREADS': '1', **(env or {})}
+    r = subprocess.run([sys.executable, str(BENCH / name), *map(str, args)], capture_output=True, text=True, cwd=tmp_path, env=e, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_peers_tiny_and_the_peer_skipped_with_a_reason(tmp_path):
+    out = bench('peers.py', '--settings', 'a', '--clips', '2', '--threads', '1', '--out', tmp_path / 'peers', tmp_path=tmp_path)
+    assert 'RIFE v4.2x: skipped (' in out                                  # no wheel and no index here
+    t = pd.read_csv(tmp_path / 'peers' / 'results_a.csv')
+    assert {'psnr', 'ssim', 'line_cd', 'toon_fd', 'ms_per_frame'} <= set(t.columns) and len(t) >= 6
+
+
+def test_speed_tiny(tmp_path):
+    out = bench('speed.py', '--sizes', '64x64', '--reps', '1', '--threads', '1', '--no-peer', '--clip-frames', '2', '--out', tmp_path / 'speed', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'speed' / 'speed.csv')
+    assert list(t.method) == ['stillframes'] and t.s_per_frame[0] > 0 and t.peak_mb[0] > 0
+    assert 'stillframes-interpolate --factor 2 on 2 frames at 64x64 -> 3 frames' in out and 'torch' in out
+
+
+def test_motion_and_model_step_tiny(tmp_path):
+    assert 'learned' in bench('motion.py', '--size', '32', '--clips', '2', '--threads', '1', tmp_path=tmp_path)
+    assert bench('model_step.py', '--ngf', '8', '--ndf', '8', '--w-dim', '16', '--batch', '2', '--size', '32', '--frames', '4', '--repeats', '1', '--threads', '1', tmp_path=tmp_path)
+
+
+def test_ablations_tiny(tmp_path):
+    bench('ablations.py', '--steps', '2', '--seeds', '0', '1', '--clips', '2', '--n-clips', '16', '--only', 'full (tiny)', 'no sequence D',
+          '--out', tmp_path / 'runs', '--csv', tmp_path / 'abl', tmp_path=tmp_path)
+    s = pd.read_csv(tmp_path / 'abl' / 'summary.csv')
+    assert len(s) == 2 and (s.seeds == 2).all()
+
+
+def test_finetune_tiny(tmp_path):
+    out = bench('finetune.py', '--minutes', '0.05', '--no-peer', '--threads', '1', '--out', tmp_path / 'ft', '--run', tmp_path / 'run', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'ft' / 'finetune.csv')
+    assert list(t.method)[0] == 'cross-fade' and len(t) == 3 and (t.frames == 90).all()
