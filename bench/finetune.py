@@ -11,7 +11,6 @@ after, beside the cross-fade and RIFE v4.2x (skipped with the reason when its wh
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune import make_sequence, odd_targets
+from finetune import make_sequence, model_fn, odd_targets, predict
 
 
 def main(argv=None):
@@ -32,12 +32,10 @@ def main(argv=None):
         idx = torch.randint(len(ds), (cfg.optim.batch_size,))
         tr.train_step(torch.stack([ds[int(i)][0] for i in idx]))
     js = odd_targets()
-    a, b, true = seq[[j - 1 for j in js]], seq[[j + 1 for j in js]], seq[js]
     row = []
     for m in (tr.model, tr.ema):
         m.eval()
-        out = torch.cat([m.animate(a[i:i + 16], b[i:i + 16], times=[0.5])[:, 0] for i in range(0, len(a), 16)])
-        row.append(f"{float(psnr(out, true).mean()):.3f}")
+        row.append(f"{float(psnr(predict(model_fn(m), seq, js, batch=16)[0], seq[js]).mean()):.3f}")
     print(f"\"{' '.join(overrides) or 'FINETUNE defaults'}\",{steps},{row[0]},{row[1]}")
 
 

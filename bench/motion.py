@@ -14,14 +14,14 @@ visibility). The first three turn keyframe flows into flows from time t under li
 
     python bench/motion.py [--size 64 | --size 256 | --size 144x256] [--clips 100] [--motion 1.0] [--model FILE]
 """
-import argparse, math, os, platform, time
+import argparse, os, platform, time
 
 import numpy as np
 import pandas as pd
 import torch
 
 from stillframes.data import ToonClips
-from stillframes.motion import block_match_flows, time_flows, warp, fuse, load_flow_net
+from stillframes.motion import block_match_flows, time_flows, fuse, load_flow_net
 from stillframes.utils import to_uint8
 
 

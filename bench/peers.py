@@ -17,7 +17,6 @@ Without the wheel (no package index) the peer's row is skipped, with the reason.
 import argparse, importlib.util, os, platform, subprocess, sys, time, zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F

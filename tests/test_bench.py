@@ -3,7 +3,6 @@ import os, subprocess, sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / 'bench'
 
@@ -42,6 +41,6 @@ def test_ablations_tiny(tmp_path):
 
 
 def test_finetune_tiny(tmp_path):
-    out = bench('finetune.py', '--minutes', '0.05', '--no-peer', '--threads', '1', '--out', tmp_path / 'ft', '--run', tmp_path / 'run', tmp_path=tmp_path)
+    bench('finetune.py', '--minutes', '0.05', '--no-peer', '--threads', '1', '--out', tmp_path / 'ft', '--run', tmp_path / 'run', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'ft' / 'finetune.csv')
     assert list(t.method)[0] == 'cross-fade' and len(t) == 3 and (t.frames == 90).all()

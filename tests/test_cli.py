@@ -1,13 +1,11 @@
 "Console scripts for your own frames: stillframes-animate and stillframes-interpolate (chapters 06a, 09)."
-import os, shutil, subprocess, sys
-from pathlib import Path
+import os, subprocess, sys
 
 import numpy as np
 import pytest
-import torch
 import imageio.v3 as iio
 
-from stillframes.cli import animate_cli, interpolate_cli
+from stillframes.cli import animate_cli
 from stillframes.data import ToonClips, image_files, load_image
 from stillframes.eval import psnr
 from stillframes.utils import to_uint8

@@ -1,16 +1,13 @@
 "Whole clips (chapter 06a): holds on their own timeline, scene cuts, streaming output, interruptions, bad input."
 import os, subprocess, sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import imageio.v3 as iio
 
-from stillframes.cli import interpolate_cli
 from stillframes.data import ToonClips, image_files, load_image
-from stillframes.footage import (CUT_THRESHOLD, FrameSink, FrameSource, drawings, histogram_distance, interpolate, output_time,
-                                 segments, thumbnail)
+from stillframes.footage import CUT_THRESHOLD, FrameSource, histogram_distance, interpolate, output_time, segments, thumbnail
 from stillframes.model import load_model
 from stillframes.utils import to_uint8
 
