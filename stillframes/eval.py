@@ -539,7 +539,7 @@ def eval_parser() -> argparse.ArgumentParser:
     return p
 
 def _cli_error(e) -> SystemExit:
-    return SystemExit(f"stillframes-eval: {' '.join(str(e).split()) or type(e).__name__}")
+    return SystemExit(f"stillframes-eval: error: {' '.join(str(e).split()) or type(e).__name__}")
 
 def _model_name(path:Path, step, taken) -> str:
     "`stillframes (<stem>, <step> steps)`; the parent folder joins the stem when two files share a name."
@@ -579,11 +579,11 @@ def cli_methods(args, models:dict=None) -> dict:
 def cli_clips(args):
     "The held-out clips the command line asks for: ToonClips `test`, or clips from a folder of frames or a video."
     size = 64 if args.size is None else args.size
-    if args.frames < 3: raise SystemExit(f"stillframes-eval: --frames must be at least 3, got {args.frames}")
-    if args.n < 1: raise SystemExit(f"stillframes-eval: --n must be at least 1, got {args.n}")
+    if args.frames < 3: raise SystemExit(f"stillframes-eval: error: --frames must be at least 3, got {args.frames}")
+    if args.n < 1: raise SystemExit(f"stillframes-eval: error: --n must be at least 1, got {args.n}")
     if args.data == 'toon':
         try: return ToonClips(args.n, frames=args.frames, size=size, split='test')
-        except ValueError as e: raise SystemExit(f"stillframes-eval: {e}") from None
+        except ValueError as e: raise SystemExit(f"stillframes-eval: error: {e}") from None
     from stillframes.data import FrameFolder
     try: ds = FrameFolder(args.data, args.frames, stride=1, size=size)
     except (FileNotFoundError, ValueError, OSError) as e: raise _cli_error(e) from None
@@ -600,7 +600,7 @@ def eval_cli(argv=None):
     methods = cli_methods(args, models)
     if args.fid:
         try: inception_net(args.device)
-        except RuntimeError as e: raise SystemExit(f"stillframes-eval: {e}") from None
+        except RuntimeError as e: raise SystemExit(f"stillframes-eval: error: {e}") from None
     clips = cli_clips(args)
     start = time.time()
     table, by_t = evaluate(methods, clips, batch_size=args.batch_size, fid=args.fid, device=args.device, progress=not args.quiet)

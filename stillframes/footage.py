@@ -14,33 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import IMAGE_EXTS, MIN_SIDE, ImageError, _one_line, _to_float_rgb, image_files
+from .data import IMAGE_EXTS, ImageError, _one_line, _to_float_rgb, image_files, image_size, check_frame_size
 from .utils import to_uint8, from_uint8
 
 # %% auto #0
-__all__ = ['VIDEO_EXTS', 'MAX_PIXELS', 'HOLD_TOL', 'CUT_THRESHOLD', 'MAX_HOLD', 'OUTPUT_KINDS', 'GIF_BYTES', 'check_frame_size',
-           'FrameSource', 'thumbnail', 'frame_difference', 'histogram_distance', 'Drawing', 'drawings', 'output_time',
-           'n_output', 'Segment', 'segments', 'check_output', 'FrameSink', 'check_not_input', 'interpolate',
-           'write_clip', 'animate_frames', 'ClipTriplets']
+__all__ = ['VIDEO_EXTS', 'HOLD_TOL', 'CUT_THRESHOLD', 'MAX_HOLD', 'OUTPUT_KINDS', 'GIF_BYTES', 'FrameSource', 'thumbnail',
+           'frame_difference', 'histogram_distance', 'Drawing', 'drawings', 'output_time', 'n_output', 'Segment',
+           'segments', 'check_output', 'FrameSink', 'check_not_input', 'interpolate', 'write_clip', 'animate_frames',
+           'ClipTriplets']
 
 # %% ../nbs/06a_footage.ipynb #cd13f3a3
 VIDEO_EXTS = ('.mp4', '.mov', '.mkv', '.avi', '.webm', '.m4v', '.gif')
-MAX_PIXELS = 8192 * 8192          # refuse a frame larger than this before decoding it
-
-def _image_size(path) -> tuple:
-    "`(w, h)` from an image file's header, without decoding its pixels."
-    from PIL import Image, UnidentifiedImageError
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with Image.open(path) as im: return im.size
-    except UnidentifiedImageError: raise ImageError(f"{path}: not an image (unknown format or corrupt header)") from None
-    except Exception as e: raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {_one_line(e)})") from None
-
-def check_frame_size(path, w:int, h:int):
-    "Refuse frames that are too small for the model or too large to decode."
-    if min(w, h) < MIN_SIDE: raise ImageError(f"{path}: frames are {w}x{h} pixels, smaller than {MIN_SIDE} on a side")
-    if w * h > MAX_PIXELS: raise ImageError(f"{path}: frames are {w}x{h} pixels, more than {MAX_PIXELS:,} (8192x8192); shrink them first")
 
 def _decoder_error(e:Exception) -> str:
     "A decoder's complaint in a few words: ffmpeg's last line rather than its whole banner."
@@ -62,7 +46,7 @@ class FrameSource:
         if path.is_dir():
             self.files = image_files(path)
             if len(self.files) < 2: raise ValueError(f"{path}: {len(self.files)} image file{'s' * (len(self.files) != 1)} ({', '.join(IMAGE_EXTS)}); a clip needs at least 2 frames")
-            sizes = [_image_size(p) for p in self.files]
+            sizes = [image_size(p) for p in self.files]
             for p, s in zip(self.files, sizes):
                 if s != sizes[0]: raise ImageError(f"{p}: frame is {s[0]}x{s[1]}, {self.files[0].name} is {sizes[0][0]}x{sizes[0][1]}; all frames of a clip must have one size")
             (self.w, self.h), self.n, self.fps = sizes[0], len(self.files), float(fps or 24)

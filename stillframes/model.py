@@ -229,11 +229,12 @@ class StillFrames(nn.Module):
         return shape(frame), {**{n: shape(v) for n, v in parts.items()}, 'u': u, 'w': ws}
 
     def forward(self, a:torch.Tensor, b:torch.Tensor, m:int, psi:float=1.0, method:str=None, return_parts:bool=False):
-        "Keyframes (B,3,H,W) -> `m` frames (B,m,3,H,W) at t = k/(m-1), the ends being the keyframes."
+        "Keyframes (B,3,H,W) -> `m` frames (B,m,3,H,W) at t = k/(m-1), the ends being the keyframes; `parts` are those of the m-2 in-betweens."
         if m < 2: raise ValueError(f"m must be at least 2 frames, got {m}")
-        t = torch.arange(m, device=a.device, dtype=a.dtype) / (m - 1)
+        if m == 2: return (torch.stack([a, b], 1), {}) if return_parts else torch.stack([a, b], 1)
+        t = torch.arange(1, m - 1, device=a.device, dtype=a.dtype) / (m - 1)   # only the in-betweens are drawn: the ends are the keyframes
         frames, parts = self.draw(a, b, t, psi, method)
-        frames = torch.cat([a[:, None], frames[:, 1:-1], b[:, None]], 1)   # the ends are the keyframes exactly
+        frames = torch.cat([a[:, None], frames, b[:, None]], 1)
         return (frames, parts) if return_parts else frames
 
     @torch.no_grad()
@@ -242,6 +243,9 @@ class StillFrames(nn.Module):
         single = frame_a.ndim == 3
         a, b = (frame_a[None], frame_b[None]) if single else (frame_a, frame_b)
         check_shape(a, (None, 3, None, None), 'frame_a'); check_shape(b, tuple(a.shape), 'frame_b')
+        for name, x in (('frame_a', a), ('frame_b', b)):
+            if not torch.isfinite(x).all(): raise ValueError(f"{name} holds NaN or inf")
+            if x.abs().max() > 1.01: raise ValueError(f"{name} holds values up to {x.abs().max():.3g}; keyframes are in [-1, 1] (stillframes.load_image gives that)")
         p = next(self.parameters())
         a, b = a.to(p.device, p.dtype), b.to(p.device, p.dtype)
         was = self.training

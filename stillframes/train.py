@@ -552,19 +552,20 @@ class Trainer:
         return loss, logs
 
     def g_loss(self, real:torch.Tensor, fake:torch.Tensor, parts:dict, adversarial:bool):
-        "Generator loss and logs for fake clips (B,m,3,H,W) against real ones; `parts` from `StillFrames.forward`."
+        "Generator loss and logs for fake clips (B,m,3,H,W) against real ones; `parts` (of the m-2 in-betweens) from `StillFrames.forward`."
         c = self.cfg.loss
+        inner = real[:, 1:-1]
         logs = {'rec': reconstruction_loss(fake, real), 'rec_mse': F.mse_loss(fake, real), 'temporal': temporal_loss(fake, real)}
         loss = c.rec * logs['rec'] + c.rec_mse * logs['rec_mse'] + c.temporal * logs['temporal']
         if self.content_net is not None:
             logs['content'] = content_loss(fake.flatten(0, 1), real.flatten(0, 1), self.content_net)
             loss = loss + c.content * logs['content']
         if 'mask' in parts:
-            logs['colour'] = reconstruction_loss(parts['colour'], real)
+            logs['colour'] = reconstruction_loss(parts['colour'], inner)
             logs['mask_tv'], logs['mask_sat'] = composite_penalties(parts['mask'].flatten(0, 1))
             loss = loss + c.colour * logs['colour'] + c.mask_tv * logs['mask_tv'] + c.mask_sat * logs['mask_sat']
         if 'blend' in parts and c.select > 0 and parts['blend'].requires_grad:   # only where something learns the blend
-            logs['select'] = selection_loss(parts['blend'], parts['warp_a'], parts['warp_b'], real)
+            logs['select'] = selection_loss(parts['blend'], parts['warp_a'], parts['warp_b'], inner)
             loss = loss + c.select * logs['select']
         if adversarial:
             g_fn = GAN_LOSSES[c.gan][1]
@@ -865,18 +866,21 @@ def train(cfg:TrainConfig, out, resume:bool=False, minutes:float=None, device=No
     out = Path(out)
     ckpt = out / 'checkpoint.pt'
     if ckpt.exists() and not resume: raise RuntimeError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
+    if int(os.environ.get('RANK', 0)) == 0:
+        for t in out.glob(ckpt.name + '.*.tmp'): t.unlink()   # a write cut short by a killed run; the checkpoint itself is whole
     if ckpt.exists():   # a finished run with this config: nothing to train (its optimiser state is not even read)
         done = _read_checkpoint(ckpt)
         if isinstance(done, dict) and done.get('format') == CKPT_FORMAT and done['step'] >= cfg.optim.steps and not config_diff(done['config'], cfg):
             if export and int(os.environ.get('RANK', 0)) == 0: export_model(ckpt, export)
             return ckpt
+    ds = clip_dataset(cfg)            # bad data is refused before anything is written to `out`
     tr = Trainer(cfg, out, device)
     if ckpt.exists(): tr.load(ckpt)
     elif init is not None: tr.init_from(init)
     if tr.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'config.json').write_text(json.dumps(asdict(cfg), indent=1))
-    path = tr.fit(minutes=minutes, progress=progress)
+    path = tr.fit(minutes=minutes, data=ds, progress=progress)
     if export and tr.rank == 0: export_model(path, export)
     return path
 
@@ -899,13 +903,15 @@ def train_cli(argv=None):
                    "(then with --preset, e.g. --set discriminator.finetune_last=2 for FreezeD)")
     a = p.parse_args(argv)
     try:
+        if a.steps is not None and a.steps < 1: raise ValueError(f"--steps must be at least 1, got {a.steps}")
+        if a.minutes is not None and not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
         init = str(model_asset()) if a.init == 'shipped' else a.init
         if init is not None and _read_checkpoint(init).get('format') == MODEL_FORMAT:
             if a.data == 'toon': raise ValueError("--init with a model file fine-tunes on your clip: give --data CLIP (a folder of frames or a video)")
             cfg = finetune_config(a.data, init, a.steps, a.set)
         else: cfg = build_config(a.preset, a.data, a.steps, a.set)
         path = train(cfg, a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export, init)
-    except (ValueError, FileNotFoundError, RuntimeError) as e: _fail('stillframes-train', e)
+    except (ValueError, OSError, RuntimeError) as e: _fail('stillframes-train', e)   # OSError: a full disk, a read-only folder
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
     print(f"checkpoint: {path}")
@@ -973,8 +979,11 @@ def demo_cli(argv=None):
     p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     a = p.parse_args(argv)
-    try: table = demo(a.out, a.minutes, a.eval_clips, a.resume, a.device, not a.quiet)
-    except (ValueError, FileNotFoundError, RuntimeError) as e: _fail('stillframes-demo', e)
+    try:
+        if not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
+        if a.eval_clips < 1: raise ValueError(f"--eval-clips must be at least 1, got {a.eval_clips}")
+        table = demo(a.out, a.minutes, a.eval_clips, a.resume, a.device, not a.quiet)
+    except (ValueError, OSError, RuntimeError) as e: _fail('stillframes-demo', e)
     print(table.round(4).to_markdown())
     print(f"wrote {a.out}/results.csv, results.md, results.png, demo.gif, strip.png in {table.attrs['seconds'] / 60:.1f} min")
     return table

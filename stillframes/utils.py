@@ -118,8 +118,9 @@ def atomic_save(obj, path) -> Path:
             torch.save(obj, f)
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:      # a full disk, Ctrl-C: the temporary file goes, an earlier file at `path` stays whole
         if os.path.exists(tmp): os.remove(tmp)
+        if isinstance(e, OSError): raise OSError(f"{path}: could not save ({e.strerror or ' '.join(str(e).split())}); an earlier file there is unchanged") from None
         raise
     return path
 

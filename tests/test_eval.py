@@ -169,7 +169,7 @@ def test_cli_size_any_for_a_checkpoint(one_step_ckpt, tmp_path):
     assert ev.cli_size(ev.eval_parser().parse_args(['--size', '48', str(one_step_ckpt)]), models) == 48
     with pytest.raises(SystemExit) as e:
         ev.cli_size(ev.eval_parser().parse_args(['--size', '300', str(one_step_ckpt)]), models)
-    assert e.value.code == "stillframes-eval: --size must be in 32..256, got 300"
+    assert e.value.code == "stillframes-eval: error: --size must be in 32..256, got 300"
     # checkpoints may stand after options, too; a 32-px run of a model trained at 32 px on 48-px clips
     ev.eval_cli(['--size', '48', str(one_step_ckpt), '--n', '2', '--frames', '4', '--quiet', '--device', 'cpu', '--out', str(tmp_path / 'r')])
     import pandas as pd
@@ -196,7 +196,7 @@ def test_cli_bad_checkpoint_is_one_line_error(tmp_path):
 def test_cli_out_of_range_size_in_subprocess(one_step_ckpt, tmp_path):
     res = _run_cli(str(one_step_ckpt), '--size', '1000', '--out', str(tmp_path / 'res'))
     assert res.returncode == 1
-    assert res.stderr.strip() == "stillframes-eval: --size must be in 32..256, got 1000"
+    assert res.stderr.strip() == "stillframes-eval: error: --size must be in 32..256, got 1000"
     assert not (tmp_path / 'res').exists()
 
 
