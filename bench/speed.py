@@ -16,6 +16,8 @@ import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import machine, write_table
 
 
 def worker(method:str, w:int, h:int, reps:int, threads:int) -> dict:
@@ -57,7 +59,7 @@ def main(argv=None):
     if a.worker:
         m, w, h, reps = a.worker
         print(json.dumps(worker(m, int(w), int(h), int(reps), a.threads))); return
-    import pandas as pd, torch, platform
+    import pandas as pd
     methods = [a.model] + ([] if a.no_peer else ['rife'])
     if not a.no_peer:
         sys.path.insert(0, str(HERE))
@@ -98,14 +100,7 @@ def main(argv=None):
                 clip_md = (f"\nstillframes-interpolate --factor 2 on {a.clip_frames} frames at {w}x{h} -> {n_out} frames: "
                            f"{secs:.1f} s wall ({secs / n_out:.2f} s per output frame, start-up included), peak resident memory {peak:.0f} MB\n")
                 print(clip_md)
-    machine = f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, {a.threads} threads, device cpu"
-    print(f"\n{machine}\n")
-    md = table.round(3).to_markdown(index=False)
-    print(md)
-    if a.out:
-        out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / 'speed.csv', index=False)
-        (out / 'speed.md').write_text(f"{machine}; median of {a.reps} in-betweens after a warm-up, one at a time (t = 0.5)\n\n{md}\n{clip_md}")
+    write_table(table, a.out, 'speed', f"{machine(a.threads)}; median of {a.reps} in-betweens after a warm-up, one at a time (t = 0.5)", clip_md)
 
 
 if __name__ == '__main__':

@@ -44,3 +44,19 @@ def test_finetune_tiny(tmp_path):
     bench('finetune.py', '--minutes', '0.05', '--no-peer', '--threads', '1', '--out', tmp_path / 'ft', '--run', tmp_path / 'run', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'ft' / 'finetune.csv')
     assert list(t.method)[0] == 'cross-fade' and len(t) == 3 and (t.frames == 90).all()
+
+
+def test_train_speed_latency_and_metric_speed_tiny(tmp_path):
+    out = bench('train_speed.py', '--presets', 'tiny', '--sizes', '32', '--steps', '1', '--warmup', '1', '--threads', '1', '--n-clips', '8',
+                '--out', tmp_path / 'ts', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'ts' / 'train_speed.csv')
+    assert list(t.preset) == ['tiny'] and t.frames_per_s[0] > 0 and t.peak_mb[0] > 0 and 'CPUs' in out and 'torch' in out
+    prof = bench('train_speed.py', '--profile', 'tiny', '--sizes', '32', '--steps', '1', '--warmup', '1', '--threads', '1', '--n-clips', '8', tmp_path=tmp_path)
+    assert 'aten::' in prof and 'Self CPU' in prof
+    bench('latency.py', '--sizes', '64x64', '48x80', '--frames', '4', '--reps', '1', '--threads', '1', '--out', tmp_path / 'lat', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'lat' / 'latency.csv')
+    assert list(t['size']) == ['64x64', '48x80'] and (t.s_per_call > 0).all()
+    out = bench('metric_speed.py', '--n', '4', '--sizes', '64', '--threads', '1', '--out', tmp_path / 'ms', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'ms' / 'metric_speed.csv')
+    assert {'toon FD features (ToonNet)', 'line chamfer (pairs)'} <= set(t.measure) and (t.images_per_s > 0).all()
+    assert ('FID features (Inception)' in set(t.measure)) == ('FID features skipped' not in out)

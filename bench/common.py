@@ -1,0 +1,26 @@
+"""What every bench shares: the line that states the machine, and writing a figures table as CSV and markdown."""
+import os, platform, subprocess
+from pathlib import Path
+
+
+def machine(threads:int=None) -> str:
+    "CPU count, torch version, threads, device, and the commit of the code measured."
+    import torch
+    threads = threads or torch.get_num_threads()
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
+    here = Path(__import__('stillframes').__file__).parent
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True).stdout.strip() or 'unknown'
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--', '.'], cwd=here, capture_output=True, text=True).stdout.strip()
+    return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, {threads} threads, "
+            f"device {dev}, stillframes {commit}{' + local changes' if dirty else ''}")
+
+
+def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:
+    "Print `head` and `table` as markdown (then `tail`); with `out`, also write OUT/NAME.csv and OUT/NAME.md. Returns the markdown."
+    md = f"{head}\n\n{table.round(digits).to_markdown(index=False)}\n{tail}"
+    print(f"\n{md}")
+    if out:
+        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / f'{name}.csv', index=False)
+        (out / f'{name}.md').write_text(md)
+    return md
