@@ -2,7 +2,7 @@
 Chromium (Debian's, at /usr/bin/chromium) driven by Playwright, its cells run, the `t` slider and a PCA slider moved, and
 the frame on screen compared before and after each move. Screenshots go to $STILLFRAMES_SCREENSHOTS (default: the test's
 temporary folder). Skipped, with the reason, where Chromium or Playwright is missing."""
-import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.request
+import json, os, secrets, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
 import pytest
