@@ -6,7 +6,7 @@ the adversarial phase on from the first step (every loss and both discriminators
 included. Frames/s counts generated frames (batch x clip length) per second. Nothing here is a test: it prints figures.
 
 `--profile` instead runs the torch profiler over a few steps of one preset and size and prints the operators that take
-the most CPU time, with the Python function that called them.
+the most CPU time.
 
     python bench/train_speed.py [--presets tiny small] [--sizes 64 256] [--steps 5] [--warmup 2] [--threads 2] [--out media/train_speed]
     python bench/train_speed.py --profile small --sizes 64 [--steps 4]
@@ -43,11 +43,10 @@ def profile(preset:str, size:int, steps:int, warmup:int, threads:int, n_clips:in
     from torch.profiler import profile as prof, ProfilerActivity
     cfg, tr, ds = build(preset, size, threads, n_clips)
     tr.fit(warmup, data=ds, progress=False)
-    with prof(activities=[ProfilerActivity.CPU], with_stack=True, record_shapes=False) as p:
+    with prof(activities=[ProfilerActivity.CPU]) as p:
         tr.fit(warmup + steps, data=ds, progress=False)
     by_op = p.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows)
-    by_stack = p.key_averages(group_by_stack_n=3).table(sort_by='self_cpu_time_total', row_limit=12)
-    return f"{preset} at {size} px, {steps} steps (after {warmup}), {threads} threads\n\n{by_op}\n\nwith their callers:\n\n{by_stack}"
+    return f"{preset} at {size} px, {steps} steps (after {warmup}), {threads} threads\n\n{by_op}"
 
 
 def main(argv=None):
