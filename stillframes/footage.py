@@ -183,7 +183,7 @@ def _write_png(path:Path, frame:np.ndarray):
     finally:
         if tmp.exists(): tmp.unlink()
 
-OUTPUT_KINDS = ('', '.gif') + VIDEO_EXTS     # '' is a folder of numbered PNGs
+OUTPUT_KINDS = ('',) + VIDEO_EXTS            # '' is a folder of numbered PNGs; VIDEO_EXTS has .gif
 
 def check_output(path, kinds=OUTPUT_KINDS) -> Path:
     "Refuse an output of unknown type, or in a missing or read-only folder, before any work is done."
