@@ -6,7 +6,7 @@ Docs: https://stillframes.github.io/stillframes/model.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'ANIMATE_PIXELS', 'ConvEncoder', 'build_encoder', 'Timing', 'WarpRefiner', 'StillFrames',
-           'build_model', 'model_asset', 'save_model', 'load_model']
+           'build_model', 'model_asset', 'save_model', 'load_model', 'shipped_banner']
 
 # %% ../nbs/03a_model.ipynb #e061a9d2
 from pathlib import Path
@@ -313,3 +313,46 @@ def load_model(path=None, device=None) -> StillFrames:
     if (missing := [k for k in missing if not k.startswith(frozen)]) or unexpected:   # frozen pretrained stages come from torchvision
         raise ValueError(f"{path}: weights do not fit the model its config describes (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.to(device or 'cpu').eval()
+
+# %% ../nbs/03a_model.ipynb #be5c3e68
+def _on(x, what:str) -> str: return what if x else 'off'
+
+def shipped_banner(chapter:str, path=None) -> str:
+    "The markdown banner that opens `chapter` (a notebook stem such as '02a_motion'): what it is for in the shipped model, read from that model's file."
+    ck = torch.load(path or model_asset(), map_location='cpu', weights_only=False)
+    c, step = ck['train_config'], ck['step']
+    e, m, p, mo, g, d, l, o, data = (c[k] for k in ('encoder', 'mapping', 'path', 'motion', 'generator', 'discriminator', 'loss', 'optim', 'data'))
+    pl = f"weight {l['pl_weight']:g}, every {l['pl_every']} steps" if l['pl_weight'] > 0 else 'off'
+    text = {
+        '00_encoder': f"**used.** A `{e['backbone']}` encoder of width {e['width']}, "
+                      + (f"pretrained ({e['weights']}){', frozen' if e['freeze'] else ''}" if e['weights'] else 'trained from scratch')
+                      + f", gives each keyframe a pyramid of features and a code z of {e['z_dim']} numbers.",
+        '01_mapping': f"**used.** {m['n_layers']} equalised layers map z to w of {m['w_dim']} numbers (learning-rate multiplier {m['lr_mul']:g}); "
+                      f"path-length penalty {pl}.",
+        '02_interpolation': f"**used.** The path in W from w_1 to w_m is `{p['method']}`"
+                            + (f" (a learned MotionPath, hidden {p['hidden']})" if p['method'] == 'motion' else '')
+                            + "; learned timing u(t) is " + (f"on ({p['timing']} pieces)." if p['timing'] else "off: u(t) = t."),
+        '02a_motion': f"**used.** The flow network (`flow.pt`, {mo['init']}), {'frozen' if mo['freeze'] else 'trained with the model'}, estimates motion "
+                      f"at a working scale of at most {mo['work']} px; the warp is applied at full resolution; hand-over prior gamma {mo['handover']:g}.",
+        '03_generator': f"**not used as a whole.** The shipped model draws with chapter 03a's refiner (width {g['width']}, depth {g['depth']}), "
+                        "which is built from this chapter's ConvNormGLU up-blocks and SLE gate.",
+        '03a_model': f"**this is the shipped model.** Refiner {_on(g['refiner'], 'on')} (width {g['width']}, depth {g['depth']}), GANimation mask "
+                     f"initialised at {g['mask_init']:g}; the blend of the two warps comes from the flow network"
+                     + (", corrected by the refiner." if g['blend'] else "."),
+        '04_discriminators': f"**used in training, not in the model file.** Image D (ndf {d['ndf']}) with self-supervised decoders (weight {l['ssl']:g}) and "
+                             f"{d['edge_negatives']} edge-promoting negative per clip; sequence D (ndf {d['seq_ndf']}, {d['seq_scales']} scales, weight "
+                             f"{l['seq_adv']:g}); DiffAugment `{d['augment']}`; adversarial from step {o['warmup']}. FreezeD is used only when fine-tuning "
+                             "(`small_d.pt` holds these discriminators).",
+        '05_train': f"**the recipe.** The `small` preset: {step} of {o['steps']} planned steps, batch {o['batch_size']} clips of {c['frames']} frames at "
+                    f"{c['size']} px, Adam lr {o['lr_g']:g} (G) / {o['lr_d']:g} (D), EMA {o['ema_beta']:g}; losses: reconstruction {l['rec']:g}, "
+                    f"content {l['content']:g}, temporal {l['temporal']:g}, colour {l['colour']:g}, image adversarial {l['image_adv']:g}, "
+                    f"sequence adversarial {l['seq_adv']:g}; path length {pl}. Made by `{ck.get('command', '?')}`.",
+        '06_eval': "**measures it.** PSNR, SSIM, toon FD, line chamfer and FID of its in-betweens against the true frames, beside the baselines.",
+        '06a_footage': "**applies it to your footage.** `stillframes-interpolate` draws with it; fine-tuning starts from it and from its discriminators (`small_d.pt`).",
+        '07_data': f"**trained on it.** ToonClips style {data['style']}, {data['n_clips']} training clips of {c['frames']} frames at {c['size']} px, "
+                   f"motion {data['motion']:g}, flips {_on(data['flip'], 'on')}, time reversal {_on(data['reverse'], 'on')}.",
+        '08_utils': "**helpers.** Its checkpoints were written with `atomic_save`; its pictures are drawn with these functions.",
+        '09_cli': "**the default model** of `stillframes-animate` and `stillframes-interpolate`.",
+    }
+    if chapter not in text: raise ValueError(f"no banner for chapter {chapter!r}; chapters: {', '.join(text)}")
+    return f"> **In the shipped model** (`{Path(path or model_asset()).name}`, step {step}): {text[chapter]}"
