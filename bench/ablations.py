@@ -18,7 +18,7 @@ import torch
 
 from stillframes.data import ToonClips
 from stillframes.train import TrainConfig, load_model, ckpt_step, train
-from stillframes.eval import evaluate
+from stillframes.eval import evaluate, CANONICAL_CLIPS
 
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
 
@@ -73,7 +73,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--steps', type=int, default=300)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    ap.add_argument('--clips', type=int, default=100)
+    ap.add_argument('--clips', type=int, default=CANONICAL_CLIPS, help='held-out clips (default: the canonical set)')
     ap.add_argument('--n-clips', type=int, default=1024, help='training clips')
     ap.add_argument('--out', default='runs/ablations')
     ap.add_argument('--csv', default='media/ablations')

