@@ -14,7 +14,7 @@ from .footage import animate_frames, write_clip, interpolate, check_not_input, c
 
 # %% auto #0
 __all__ = ['MAX_FRAMES', 'ERRORS', 'fail', 'parse_times', 'check_device', 'animate_cli', 'interpolate_cli', 'animate_main',
-           'interpolate_main']
+           'interpolate_main', 'train_cli', 'demo', 'demo_cli', 'train_main', 'demo_main']
 
 # %% ../nbs/09_cli.ipynb #aaf0da8c
 MAX_FRAMES = 1000    # in-betweens one `stillframes-animate` call draws, at most
@@ -141,3 +141,92 @@ def interpolate_cli(argv=None):
 
 def animate_main(): animate_cli()
 def interpolate_main(): interpolate_cli()
+
+# %% ../nbs/09_cli.ipynb #5fb46ef3
+def train_cli(argv=None):
+    "Console script `stillframes-train`: train a preset on ToonClips or your own frames; `--resume` continues a run."
+    import torch.distributed as dist
+    from stillframes.model import MODEL_FORMAT, model_asset
+    from stillframes.train import PRESETS, build_config, finetune_config, train, _read_checkpoint
+    p = argparse.ArgumentParser(prog='stillframes-train', description='Train a stillframes model. On N GPUs: '
+                                'torchrun --nproc_per_node N --no-python stillframes-train ...')
+    p.add_argument('--preset', default='tiny', choices=PRESETS, help='tiny (CPU, 64 px), base (GPU, 128 px) or full (GPU, 256 px)')
+    p.add_argument('--data', default='toon', help="'toon' (ToonClips), a folder of frames, a video file, or a folder of frame1/2/3 triplets")
+    p.add_argument('--out', required=True, help='output folder: checkpoint.pt, metrics.csv, config.json, samples/')
+    p.add_argument('--steps', type=int, help='total training steps (default: the preset)')
+    p.add_argument('--minutes', type=float, help='stop (and save) after this much wall-clock time')
+    p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt when it exists')
+    p.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE', help='config overrides, e.g. optim.batch_size=4 loss.gan=bce')
+    p.add_argument('--export', metavar='FILE', help='also write the EMA model alone (fp16) to FILE, for stillframes-animate')
+    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--init', metavar='MODEL', help="fine-tune: 'shipped' (the shipped model, on --data CLIP), a model file, or a training checkpoint "
+                   "(then with --preset, e.g. --set discriminator.finetune_last=2 for FreezeD)")
+    a = p.parse_args(argv)
+    try:
+        if a.steps is not None and a.steps < 1: raise ValueError(f"--steps must be at least 1, got {a.steps}")
+        if a.minutes is not None and not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
+        init = str(model_asset()) if a.init == 'shipped' else a.init
+        if init is not None and _read_checkpoint(init).get('format') == MODEL_FORMAT:
+            if a.data == 'toon': raise ValueError("--init with a model file fine-tunes on your clip: give --data CLIP (a folder of frames or a video)")
+            cfg = finetune_config(a.data, init, a.steps, a.set)
+        else: cfg = build_config(a.preset, a.data, a.steps, a.set)
+        path = train(cfg, a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export, init)
+    except (ValueError, OSError, RuntimeError) as e: fail('stillframes-train', e)   # OSError: a full disk, a read-only folder
+    finally:
+        if dist.is_initialized(): dist.destroy_process_group()
+    print(f"checkpoint: {path}")
+    return path
+
+# %% ../nbs/09_cli.ipynb #4bf2ce85
+def demo(out, minutes:float=6, eval_clips:int=100, resume:bool=False, device=None, progress:bool=True, **overrides):
+    "Train the tiny preset for `minutes`, evaluate it beside the baselines and write the table, a GIF and a strip to `out`."
+    import time, torch
+    from stillframes.data import ToonClips
+    from stillframes.eval import evaluate, save_results, BASELINES
+    from stillframes.train import TrainConfig, train, ckpt_step, example_keyframes, predict_clip, load_model
+    from stillframes.utils import save_gif
+    out = Path(out)
+    cfg = TrainConfig.tiny(**overrides)
+    start = time.time()
+    ckpt = train(cfg, out / 'run', resume, minutes, device, progress)
+    model = load_model(ckpt, device)
+    test = ToonClips(eval_clips, frames=cfg.frames, size=cfg.size, split='test')
+    methods = {'stillframes (tiny)': model, **BASELINES}
+    table, by_t = evaluate(methods, test, device=device, progress=progress)
+    save_results(table, by_t, out, title=f'stillframes tiny preset, {ckpt_step(ckpt)} steps ({minutes} min budget) vs baselines')
+    fa, fb = example_keyframes(cfg.size)
+    save_gif(animate_frames(model, fa, fb, 16), out / 'demo.gif', fps=8, scale=4)
+    import matplotlib.pyplot as plt
+    from stillframes.utils import show_clips
+    clips = torch.stack([test[i][0] for i in range(3)])
+    rows = [clips] + [predict_clip(method, clips[:, 0], clips[:, -1], cfg.frames) for method in methods.values()]
+    names = ['ground truth', *methods]
+    ax = show_clips(torch.stack(rows, 1).flatten(0, 1), labels=names * len(clips), scale=2,
+                    title='held-out clips: first and last frame given, the rest drawn by each method')
+    ax.figure.savefig(out / 'strip.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
+    table.attrs['seconds'] = time.time() - start
+    return table
+
+def demo_cli(argv=None):
+    "Console script `stillframes-demo`: train the tiny preset on ToonClips, evaluate beside the baselines, write pictures and the table."
+    p = argparse.ArgumentParser(prog='stillframes-demo', description='Train, evaluate and show the tiny preset in about ten minutes on a CPU.')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--minutes', type=float, default=6, help='wall-clock training budget (default 6)')
+    p.add_argument('--eval-clips', type=int, default=100, help='held-out clips to evaluate on (default 100)')
+    p.add_argument('--resume', action='store_true', help='continue the training run in OUT/run')
+    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    a = p.parse_args(argv)
+    try:
+        if not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
+        if a.eval_clips < 1: raise ValueError(f"--eval-clips must be at least 1, got {a.eval_clips}")
+        table = demo(a.out, a.minutes, a.eval_clips, a.resume, a.device, not a.quiet)
+    except (ValueError, OSError, RuntimeError) as e: fail('stillframes-demo', e)
+    print(table.round(4).to_markdown())
+    print(f"wrote {a.out}/results.csv, results.md, results.png, demo.gif, strip.png in {table.attrs['seconds'] / 60:.1f} min")
+    return table
+
+# The console scripts: pip's wrapper passes a function's return value to `sys.exit`, so they return nothing (status 0).
+def train_main(): train_cli()
+def demo_main(): demo_cli()

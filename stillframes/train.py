@@ -11,8 +11,8 @@ __all__ = ['PRESETS', 'RUNTIME_FIELDS', 'GAN_LOSSES', 'LOSS_NAMES', 'CKPT_FORMAT
            'CachedClips', 'clip_dataset', 'StepBatches', 'model_config', 'build_from_config', 'reconstruction_loss',
            'temporal_loss', 'selection_loss', 'ema_update', 'ema_beta', 'DistEnv', 'init_distributed',
            'all_reduce_mean_', 'sync_grads_', 'NonFiniteLoss', 'Trainer', 'MetricsLog', 'load_model', 'export_model',
-           'build_config', 'finetune_config', 'build_config_overrides', 'train', 'train_cli', 'asset_path',
-           'example_keyframes', 'demo', 'predict_clip', 'ckpt_step', 'demo_cli', 'train_main', 'demo_main']
+           'build_config', 'finetune_config', 'build_config_overrides', 'train', 'asset_path', 'example_keyframes',
+           'predict_clip', 'ckpt_step']
 
 # %% ../nbs/05_train.ipynb #932db2ff
 import copy, csv, json, math, os, random, sys, time
@@ -825,10 +825,6 @@ def _parse_value(s:str):
     try: return ast.literal_eval(s)
     except (ValueError, SyntaxError): return s
 
-def _fail(prog:str, e:Exception):
-    sys.stderr.write(f"{prog}: error: {' '.join(str(e).split())}\n")
-    sys.exit(1)
-
 def build_config(preset:str='tiny', data:str=None, steps:int=None, overrides=()) -> TrainConfig:
     "A preset with `data`, `steps` and 'FIELD=VALUE' overrides applied."
     kw = {}
@@ -884,39 +880,6 @@ def train(cfg:TrainConfig, out, resume:bool=False, minutes:float=None, device=No
     if export and tr.rank == 0: export_model(path, export)
     return path
 
-def train_cli(argv=None):
-    "Console script `stillframes-train`: train a preset on ToonClips or your own frames; `--resume` continues a run."
-    import argparse
-    p = argparse.ArgumentParser(prog='stillframes-train', description='Train a stillframes model. On N GPUs: '
-                                'torchrun --nproc_per_node N --no-python stillframes-train ...')
-    p.add_argument('--preset', default='tiny', choices=PRESETS, help='tiny (CPU, 64 px), base (GPU, 128 px) or full (GPU, 256 px)')
-    p.add_argument('--data', default='toon', help="'toon' (ToonClips), a folder of frames, a video file, or a folder of frame1/2/3 triplets")
-    p.add_argument('--out', required=True, help='output folder: checkpoint.pt, metrics.csv, config.json, samples/')
-    p.add_argument('--steps', type=int, help='total training steps (default: the preset)')
-    p.add_argument('--minutes', type=float, help='stop (and save) after this much wall-clock time')
-    p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt when it exists')
-    p.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE', help='config overrides, e.g. optim.batch_size=4 loss.gan=bce')
-    p.add_argument('--export', metavar='FILE', help='also write the EMA model alone (fp16) to FILE, for stillframes-animate')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    p.add_argument('--init', metavar='MODEL', help="fine-tune: 'shipped' (the shipped model, on --data CLIP), a model file, or a training checkpoint "
-                   "(then with --preset, e.g. --set discriminator.finetune_last=2 for FreezeD)")
-    a = p.parse_args(argv)
-    try:
-        if a.steps is not None and a.steps < 1: raise ValueError(f"--steps must be at least 1, got {a.steps}")
-        if a.minutes is not None and not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
-        init = str(model_asset()) if a.init == 'shipped' else a.init
-        if init is not None and _read_checkpoint(init).get('format') == MODEL_FORMAT:
-            if a.data == 'toon': raise ValueError("--init with a model file fine-tunes on your clip: give --data CLIP (a folder of frames or a video)")
-            cfg = finetune_config(a.data, init, a.steps, a.set)
-        else: cfg = build_config(a.preset, a.data, a.steps, a.set)
-        path = train(cfg, a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export, init)
-    except (ValueError, OSError, RuntimeError) as e: _fail('stillframes-train', e)   # OSError: a full disk, a read-only folder
-    finally:
-        if dist.is_initialized(): dist.destroy_process_group()
-    print(f"checkpoint: {path}")
-    return path
-
 # %% ../nbs/05_train.ipynb #154a9284
 EXAMPLE_CLIP = 3
 
@@ -931,32 +894,6 @@ def example_keyframes(size:int=64) -> tuple:
     return ds.render(EXAMPLE_CLIP, 0.0), ds.render(EXAMPLE_CLIP, 1.0)
 
 # %% ../nbs/05_train.ipynb #062073c1
-def demo(out, minutes:float=6, eval_clips:int=100, resume:bool=False, device=None, progress:bool=True, **overrides):
-    "Train the tiny preset for `minutes`, evaluate it beside the baselines and write the table, a GIF and a strip to `out`."
-    from stillframes.eval import evaluate, save_results, describe_run, BASELINES
-    from stillframes.footage import animate_frames
-    out = Path(out)
-    cfg = TrainConfig.tiny(**overrides)
-    start = time.time()
-    ckpt = train(cfg, out / 'run', resume, minutes, device, progress)
-    model = load_model(ckpt, device)
-    test = ToonClips(eval_clips, frames=cfg.frames, size=cfg.size, split='test')
-    methods = {'stillframes (tiny)': model, **BASELINES}
-    table, by_t = evaluate(methods, test, device=device, progress=progress)
-    save_results(table, by_t, out, title=f'stillframes tiny preset, {ckpt_step(ckpt)} steps ({minutes} min budget) vs baselines')
-    fa, fb = example_keyframes(cfg.size)
-    save_gif(animate_frames(model, fa, fb, 16), out / 'demo.gif', fps=8, scale=4)
-    import matplotlib.pyplot as plt
-    from stillframes.utils import show_clips
-    clips = torch.stack([test[i][0] for i in range(3)])
-    rows = [clips] + [predict_clip(method, clips[:, 0], clips[:, -1], cfg.frames) for method in methods.values()]
-    names = ['ground truth', *methods]
-    ax = show_clips(torch.stack(rows, 1).flatten(0, 1), labels=names * len(clips), scale=2,
-                    title='held-out clips: first and last frame given, the rest drawn by each method')
-    ax.figure.savefig(out / 'strip.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
-    table.attrs['seconds'] = time.time() - start
-    return table
-
 def predict_clip(method, a:torch.Tensor, b:torch.Tensor, m:int) -> torch.Tensor:
     "Clip (B,m,3,H,W) on the CPU from a model with `.animate` or a baseline `f(a, b, t)`."
     if hasattr(method, 'animate'):
@@ -967,27 +904,3 @@ def predict_clip(method, a:torch.Tensor, b:torch.Tensor, m:int) -> torch.Tensor:
 def ckpt_step(path) -> int:
     "The step a checkpoint was saved at."
     return int(_read_checkpoint(path)['step'])
-
-def demo_cli(argv=None):
-    "Console script `stillframes-demo`: train the tiny preset on ToonClips, evaluate beside the baselines, write pictures and the table."
-    import argparse
-    p = argparse.ArgumentParser(prog='stillframes-demo', description='Train, evaluate and show the tiny preset in about ten minutes on a CPU.')
-    p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--minutes', type=float, default=6, help='wall-clock training budget (default 6)')
-    p.add_argument('--eval-clips', type=int, default=100, help='held-out clips to evaluate on (default 100)')
-    p.add_argument('--resume', action='store_true', help='continue the training run in OUT/run')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
-    a = p.parse_args(argv)
-    try:
-        if not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
-        if a.eval_clips < 1: raise ValueError(f"--eval-clips must be at least 1, got {a.eval_clips}")
-        table = demo(a.out, a.minutes, a.eval_clips, a.resume, a.device, not a.quiet)
-    except (ValueError, OSError, RuntimeError) as e: _fail('stillframes-demo', e)
-    print(table.round(4).to_markdown())
-    print(f"wrote {a.out}/results.csv, results.md, results.png, demo.gif, strip.png in {table.attrs['seconds'] / 60:.1f} min")
-    return table
-
-# The console scripts: pip's wrapper passes a function's return value to `sys.exit`, so they return nothing (status 0).
-def train_main(): train_cli()
-def demo_main(): demo_cli()

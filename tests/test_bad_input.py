@@ -18,7 +18,8 @@ from stillframes.data import ImageError, load_image, FrameFolder
 from stillframes.eval import eval_cli
 from stillframes.model import load_model
 from stillframes.motion import train_flow_cli
-from stillframes.train import TrainConfig, Trainer, train_cli, demo_cli, example_keyframes
+from stillframes.cli import train_cli, demo_cli
+from stillframes.train import TrainConfig, Trainer, example_keyframes
 from stillframes.utils import to_uint8
 
 SCRIPTS = {'animate': animate_cli, 'interpolate': interpolate_cli, 'train': train_cli, 'eval': eval_cli,

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from stillframes.train import Trainer, TrainConfig, train_cli
+from stillframes.cli import train_cli
+from stillframes.train import Trainer, TrainConfig
 
 ARGS = ['size=32', 'data.n_clips=8', 'optim.batch_size=2', 'optim.warmup=4', 'log.every=1', 'log.sample_every=0', 'log.ckpt_every=2',
         'loss.pl_weight=2.0', 'loss.pl_every=2', 'loss.r1_gamma=10.0', 'loss.r1_every=2', 'log.tensorboard=False']
@@ -32,7 +33,7 @@ if marker:
         try: real(obj, Slow(f), *a, **k)
         finally: Path(marker).unlink(missing_ok=True)
     torch.save = slow_save
-from stillframes.train import train_cli
+from stillframes.cli import train_cli
 train_cli(sys.argv[1:])
 '''
 

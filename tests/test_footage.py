@@ -167,7 +167,8 @@ def test_clip_triplets_skip_holds_and_cuts(spliced):
 
 def test_fine_tune_the_shipped_model_on_a_clip(spliced, tmp_path, monkeypatch):
     "stillframes-train --data CLIP --init shipped: triplets of the clip, FreezeD, a model file animate takes with --model."
-    from stillframes.train import Trainer, finetune_config, train_cli
+    from stillframes.cli import train_cli
+    from stillframes.train import Trainer, finetune_config
     from stillframes.model import model_asset
     from stillframes.cli import animate_cli
     monkeypatch.setenv('STILLFRAMES_CACHE', str(tmp_path / 'cache'))

@@ -83,7 +83,7 @@ def test_checkpoint_from_another_config_is_refused(ds, tmp_path):
 
 
 def _train_cmd(out, steps, *extra):
-    code = 'from stillframes.train import train_cli; import sys; train_cli(sys.argv[1:])'
+    code = 'from stillframes.cli import train_cli; import sys; train_cli(sys.argv[1:])'
     return [sys.executable, '-c', code, '--out', str(out), '--steps', str(steps), '--no-progress',
             '--set', *ARGS, 'log.ckpt_every=2', *extra]
 
