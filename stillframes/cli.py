@@ -150,7 +150,7 @@ def train_cli(argv=None):
     from stillframes.train import PRESETS, build_config, finetune_config, train, _read_checkpoint
     p = argparse.ArgumentParser(prog='stillframes-train', description='Train a stillframes model. On N GPUs: '
                                 'torchrun --nproc_per_node N --no-python stillframes-train ...')
-    p.add_argument('--preset', default='tiny', choices=PRESETS, help='tiny (CPU, 64 px), base (GPU, 128 px) or full (GPU, 256 px)')
+    p.add_argument('--preset', default='tiny', choices=PRESETS, help='tiny (CPU, 64 px, the demo), small (CPU, 64 px, the shipped model), base (GPU, 128 px) or full (GPU, 256 px)')
     p.add_argument('--data', default='toon', help="'toon' (ToonClips), a folder of frames, a video file, or a folder of frame1/2/3 triplets")
     p.add_argument('--out', required=True, help='output folder: checkpoint.pt, metrics.csv, config.json, samples/')
     p.add_argument('--steps', type=int, help='total training steps (default: the preset)')

@@ -347,7 +347,7 @@ def shipped_banner(chapter:str, path=None) -> str:
                     f"{c['size']} px, Adam lr {o['lr_g']:g} (G) / {o['lr_d']:g} (D), EMA {o['ema_beta']:g}; losses: reconstruction {l['rec']:g}, "
                     f"content {l['content']:g}, temporal {l['temporal']:g}, colour {l['colour']:g}, image adversarial {l['image_adv']:g}, "
                     f"sequence adversarial {l['seq_adv']:g}; path length {pl}. Made by `{ck.get('command', '?')}`.",
-        '06_eval': "**measures it.** PSNR, SSIM, toon FD, line chamfer and FID of its in-betweens against the true frames, beside the baselines.",
+        '06_eval': "**measures it.** PSNR, SSIM, toon FD and line chamfer of its in-betweens against the true frames, beside the baselines and a pretrained peer.",
         '06a_footage': "**applies it to your footage.** `stillframes-interpolate` draws with it; fine-tuning starts from it and from its discriminators (`small_d.pt`).",
         '07_data': f"**trained on it.** ToonClips style {data['style']}, {data['n_clips']} training clips of {c['frames']} frames at {c['size']} px, "
                    f"motion {data['motion']:g}, flips {_on(data['flip'], 'on')}, time reversal {_on(data['reverse'], 'on')}.",

@@ -192,7 +192,7 @@ class TrainConfig:
 
     @classmethod
     def small(cls, **kw):
-        "CPU, 64 px, about two hours (the shipped model): wider encoder, refiner and Ds, learned path and timing, path-length penalty, adversarial phase on."
+        "CPU, 64 px, 60-80 min for 2000 steps (1.87 s a step in bench/train_speed.py; the shipped run logged 1120 steps in 45 min; the shipped model): wider encoder, refiner and Ds, learned path (timing off), path-length penalty, adversarial phase on."
         return cls(size=64, frames=8,
             encoder=EncoderConfig(backbone='conv', weights=None, z_dim=128, freeze=False, width=16),
             mapping=MappingConfig(w_dim=128, n_layers=4, lr_mul=0.1),
