@@ -80,7 +80,7 @@ def g_path_length_penalty(images:torch.Tensor, ws:torch.Tensor, pl_mean, decay:f
     y = torch.randn_like(images) / math.sqrt(h * w)
     (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
     sq = grad.square().sum(-1)
-    lengths = (sq.flatten(1).mean(1) if sq.ndim > 1 else sq).sqrt()
+    lengths = ((sq.flatten(1).mean(1) if sq.ndim > 1 else sq) + 1e-12).sqrt()   # + eps: an image that ignores w (length 0) must not give sqrt's infinite slope
     pl_mean = torch.as_tensor(pl_mean, dtype=lengths.dtype, device=lengths.device)
     new_pl_mean = (pl_mean + decay * (lengths.mean().detach() - pl_mean)).detach()
     return (lengths - new_pl_mean).square().mean(), new_pl_mean, lengths.detach()

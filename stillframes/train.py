@@ -522,6 +522,9 @@ class Trainer:
         vals = vals.tolist()
         if bad := [f'{k}={v}' for k, v in zip(names, vals) if not math.isfinite(v)]:
             raise NonFiniteLoss(f"step {self.step}: non-finite loss {', '.join(bad)}; the weights were not updated")
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads])).all():   # a finite loss can still send NaN into Adam
+            raise NonFiniteLoss(f"step {self.step}: non-finite gradient of {', '.join(logs)} (finite loss); the weights were not updated")
         opt.step()
         return dict(zip(names, vals))
 

@@ -164,3 +164,13 @@ def test_ppl_leaves_mapping_state_alone():
 
 def test_path_length_needs_graph():
     with pytest.raises(ValueError, match='ws must require grad'): g_path_length_penalty(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4), 0.0)
+
+
+def test_path_length_penalty_of_an_image_that_ignores_w_has_finite_gradients():
+    # the shipped small run's NaN at step 1137: a saturated mask made the frames independent of w, sqrt(0)'s slope is infinite,
+    # and 0 * inf put NaN into the mapping's and encoder's gradients while every loss stayed finite
+    ws = torch.randn(2, 4, requires_grad=True)
+    imgs = torch.sigmoid(ws.sum(1) * 0 + 200.0).view(2, 1, 1, 1).expand(2, 3, 4, 4)
+    pen, _, lengths = g_path_length_penalty(imgs, ws, torch.tensor(0.0))
+    pen.backward()
+    assert lengths.max() < 1e-5 and torch.isfinite(ws.grad).all()

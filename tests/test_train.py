@@ -179,3 +179,16 @@ def test_console_scripts_exit_zero(tmp_path):
     if not exe.exists(): pytest.skip('console scripts not installed (pip install -e .)')
     r = subprocess.run([str(exe), '--example', str(tmp_path / 'ex.gif'), '--frames', '4', '--device', 'cpu'], capture_output=True, text=True)
     assert r.returncode == 0 and (tmp_path / 'ex.gif').exists(), r.stderr[-500:]
+
+
+def test_non_finite_gradient_with_a_finite_loss_stops_before_update(ds):
+    tr = Trainer(small_cfg(**{'optim.warmup': 0}), device='cpu')
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    d_before = [p.detach().clone() for p in tr.D_img.parameters()]
+    p0 = next(p for p in tr.model.parameters() if p.requires_grad)
+    p0.register_hook(lambda g: torch.full_like(g, float('nan')))
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    with pytest.raises(NonFiniteLoss, match='non-finite gradient'):
+        tr.train_step(batch)
+    assert all(torch.equal(p, q) for p, q in zip(tr.model.parameters(), before))
+    assert not all(torch.equal(p, q) for p, q in zip(tr.D_img.parameters(), d_before))   # the D step before it went through
