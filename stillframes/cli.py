@@ -148,7 +148,8 @@ def train_cli(argv=None):
     "Console script `stillframes-train`: train a preset on ToonClips or your own frames; `--resume` continues a run."
     import torch.distributed as dist
     from stillframes.model import MODEL_FORMAT, model_asset
-    from stillframes.train import PRESETS, build_config, finetune_config, train, _read_checkpoint
+    from stillframes.train import PRESETS, build_config, finetune_config, train
+    from stillframes.checkpoints import read_checkpoint
     p = argparse.ArgumentParser(prog='stillframes-train', description='Train a stillframes model. On N GPUs: '
                                 'torchrun --nproc_per_node N --no-python stillframes-train ...')
     p.add_argument('--preset', default='tiny', choices=PRESETS, help='tiny (CPU, 64 px, the demo), small (CPU, 64 px, the shipped model), base (GPU, 128 px) or full (GPU, 256 px)')
@@ -168,7 +169,7 @@ def train_cli(argv=None):
         if a.steps is not None and a.steps < 1: raise ValueError(f"--steps must be at least 1, got {a.steps}")
         if a.minutes is not None and not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
         init = str(model_asset()) if a.init == 'shipped' else a.init
-        if init is not None and _read_checkpoint(init).get('format') == MODEL_FORMAT:
+        if init is not None and read_checkpoint(init).get('format') == MODEL_FORMAT:
             if a.data == 'toon': raise ValueError("--init with a model file fine-tunes on your clip: give --data CLIP (a folder of frames or a video)")
             cfg = finetune_config(a.data, init, a.steps, a.set)
         else: cfg = build_config(a.preset, a.data, a.steps, a.set)

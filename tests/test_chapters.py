@@ -10,7 +10,7 @@ from stillframes.model import shipped_banner
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / 'nbs').glob('[0-9]*.ipynb'))
-APPENDICES = ('08_utils', '09_cli')     # helpers and command lines: banner only
+APPENDICES = ('08_utils', '08a_checkpoints', '09_cli')     # helpers and command lines: banner only
 
 
 def _src(c): return ''.join(c['source'])

@@ -19,7 +19,7 @@ from stillframes.model import shipped_banner
 ROOT = Path(__file__).resolve().parent.parent
 MARK = '> **In the shipped model**'
 FIGURE = re.compile(r'\n\n!\[[^\]]*\]\(\.\./media/chapters/[^)]*\)\s*$')
-APPENDICES = ('08_utils', '09_cli')     # helpers and command lines: no paper's equation to open with
+APPENDICES = ('08_utils', '08a_checkpoints', '09_cli')     # helpers and command lines: no paper's equation to open with
 
 
 def chapters() -> list: return sorted(p for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
