@@ -8,9 +8,11 @@ with its 95% interval; where that interval crosses zero the part has no measurab
 
     python bench/ablations.py [--steps 300] [--seeds 0 1 2] [--clips 100] [--out runs/ablations] [--csv media/ablations] [--only NAME ...]
 
-A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued.
+A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued; its scores are kept beside it
+in result.json, so several processes can share the work (`--only` with disjoint variants, one thread each) and a last
+call without `--only` gathers the table.
 """
-import argparse, math, time
+import argparse, json, math, os, time
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +36,13 @@ def variants(steps:int) -> dict:
         'no edge negatives': {'discriminator.edge_negatives': 0},
         'MotionPath instead of lerp': {'path.method': 'motion'},
         'path-length penalty (w 2)': {'loss.pl_weight': 2.0},
+        'no temporal loss': {'loss.temporal': 0.0},
+    }
+
+
+def extra_variants() -> dict:
+    "Variants run only when named with --only (not in the default table)."
+    return {
         'refiner corrects the blend too': {'generator.blend': True},
         'refiner corrects the blend, no selection loss': {'generator.blend': True, 'loss.select': 0.0},
         'no hand-over prior (gamma 1, not 6)': {'motion.handover': 1.0},
@@ -83,18 +92,28 @@ def main(argv=None):
     clips = torch.stack([test[i][0] for i in range(len(test))])
     rows, out, csv = [], Path(a.out), Path(a.csv)
     csv.mkdir(parents=True, exist_ok=True)
-    for name, kw in variants(a.steps).items():
-        if a.only and name not in a.only: continue
+    every = {**variants(a.steps), **extra_variants()}
+    unknown = set(a.only or ()) - set(every)
+    if unknown: ap.error(f'unknown variants {sorted(unknown)}; known: {list(every)}')
+    for name, kw in every.items():
+        if (name not in a.only) if a.only else (name not in variants(a.steps)): continue
         for seed in a.seeds:
+            run = out / slug(name) / f'seed{seed}'
+            done = run / 'result.json'
+            if done.exists() and json.loads(done.read_text()).get('steps') == a.steps and json.loads(done.read_text()).get('clips') == a.clips:
+                rows.append(json.loads(done.read_text())); print(rows[-1], flush=True); continue
             cfg = TrainConfig.tiny(**{'optim.steps': a.steps, 'optim.warmup': 2 * a.steps // 3, 'data.n_clips': a.n_clips,
                                       'log.sample_every': 0, 'seed': seed, **kw})
             start = time.time()
-            path = train(cfg, out / slug(name) / f'seed{seed}', resume=True, progress=False)
+            path = train(cfg, run, resume=True, progress=False)
             secs = time.time() - start
             table, _ = evaluate({name: load_model(path, 'cpu')}, clips, progress=False, device='cpu')
-            rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'train_s': round(secs, 1), **table.iloc[0][list(METRICS)].to_dict()})
+            rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': round(secs, 1),
+                         **table.iloc[0][list(METRICS)].to_dict()})
             print(rows[-1], flush=True)
-            pd.DataFrame(rows).to_csv(csv / 'runs.csv', index=False)
+            tmp = done.with_suffix('.tmp'); tmp.write_text(json.dumps(rows[-1])); os.replace(tmp, done)
+    if a.only: return  # a share of the work: the last call without --only gathers the table
+    pd.DataFrame(rows).to_csv(csv / 'runs.csv', index=False)
     summary = summarise(pd.DataFrame(rows))
     summary.to_csv(csv / 'summary.csv')
     md = (f"tiny preset, {a.steps} steps (adversarial from step {2 * a.steps // 3}), seeds {a.seeds}, {a.clips} held-out clips, "
