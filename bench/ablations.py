@@ -10,7 +10,7 @@ with its 95% interval; where that interval crosses zero the part has no measurab
 
 A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued; its scores are kept beside it
 in result.json, so several processes can share the work (`--only` with disjoint variants, one thread each) and a last
-call without `--only` gathers the table.
+call without `--only` gathers the whole table. The learned timing u(t) of variants that have one goes to timing.csv.
 """
 import argparse, json, math, os, time
 from pathlib import Path
@@ -78,6 +78,14 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
     return pd.DataFrame(rows).set_index('variant')
 
 
+@torch.no_grad()
+def learned_timing(model, clips:torch.Tensor, n:int=8) -> list:
+    "The learned timing u(t) at t = k / (n - 1), averaged over the keyframe pairs of `clips` (None when the model has none)."
+    if model.timing is None: return None
+    wa, wb = model.keyframe_styles(clips[:, 0], clips[:, -1])
+    return model.times(torch.linspace(0, 1, n).expand(len(clips), n), wa, wb).mean(0).tolist()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--steps', type=int, default=300)
@@ -112,8 +120,12 @@ def main(argv=None):
                          **table.iloc[0][list(METRICS)].to_dict()})
             print(rows[-1], flush=True)
             tmp = done.with_suffix('.tmp'); tmp.write_text(json.dumps(rows[-1])); os.replace(tmp, done)
-    if a.only: return  # a share of the work: the last call without --only gathers the table
     pd.DataFrame(rows).to_csv(csv / 'runs.csv', index=False)
+    timing = {(r['variant'], r['seed']): u for r in rows
+              if (u := learned_timing(load_model(out / slug(r['variant']) / f"seed{r['seed']}" / 'checkpoint.pt', 'cpu'), clips)) is not None}
+    if timing:
+        pd.DataFrame([{'variant': v, 'seed': s, **{f't={k / 7:.3f}': x for k, x in enumerate(u)}} for (v, s), u in timing.items()]
+                     ).to_csv(csv / 'timing.csv', index=False)
     summary = summarise(pd.DataFrame(rows))
     summary.to_csv(csv / 'summary.csv')
     md = (f"tiny preset, {a.steps} steps (adversarial from step {2 * a.steps // 3}), seeds {a.seeds}, {a.clips} held-out clips, "

@@ -1,4 +1,4 @@
-"""What a training checkpoint holds, how it is written and read back, why resuming is exact, and how `torchrun` processes keep one set of weights.
+"""Appendix: what a training checkpoint holds, how it is written and read back, why resuming is exact, and how `torchrun` processes keep one set of weights.
 
 Docs: https://stillframes.github.io/stillframes/checkpoints.html.md"""
 

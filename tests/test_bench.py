@@ -35,9 +35,12 @@ def test_motion_and_model_step_tiny(tmp_path):
 
 def test_ablations_tiny(tmp_path):
     bench('ablations.py', '--steps', '2', '--seeds', '0', '1', '--clips', '2', '--n-clips', '16', '--only', 'full (tiny)', 'no sequence D',
-          '--out', tmp_path / 'runs', '--csv', tmp_path / 'abl', tmp_path=tmp_path)
+          'learned timing u(t) (8 pieces)', '--out', tmp_path / 'runs', '--csv', tmp_path / 'abl', tmp_path=tmp_path)
     s = pd.read_csv(tmp_path / 'abl' / 'summary.csv')
-    assert len(s) == 2 and (s.seeds == 2).all()
+    assert len(s) == 3 and (s.seeds == 2).all()
+    u = pd.read_csv(tmp_path / 'abl' / 'timing.csv')                     # only the variant with a learned timing has one
+    assert list(u.variant.unique()) == ['learned timing u(t) (8 pieces)'] and len(u) == 2 and u.filter(like='t=').shape[1] == 8
+    assert (tmp_path / 'runs' / 'no_sequence_D' / 'seed1' / 'result.json').is_file()
 
 
 def test_finetune_tiny(tmp_path):
