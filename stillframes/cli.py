@@ -1,4 +1,4 @@
-"""Appendix: the command-line tools for your own frames, `stillframes-animate` and `stillframes-interpolate`.
+"""Appendix: the command-line tools: `stillframes-animate` and `stillframes-interpolate` for your own frames, `stillframes-train` and `stillframes-demo` for training.
 
 Docs: https://stillframes.github.io/stillframes/cli.html.md"""
 

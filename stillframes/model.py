@@ -324,7 +324,9 @@ def shipped_banner(chapter:str, path=None) -> str:
     e, m, p, mo, g, d, l, o, data = (c[k] for k in ('encoder', 'mapping', 'path', 'motion', 'generator', 'discriminator', 'loss', 'optim', 'data'))
     pl = f"weight {l['pl_weight']:g}, every {l['pl_every']} steps" if l['pl_weight'] > 0 else 'off'
     text = {
-        '00_encoder': f"**used.** A `{e['backbone']}` encoder of width {e['width']}, "
+        '00_encoder': f"**used.** A `{e['backbone']}` encoder"
+                      + (" (chapter 03a's `ConvEncoder`: a small CNN with this chapter's `Encoder` interface)" if e['backbone'] == 'conv' else '')
+                      + f" of width {e['width']}, "
                       + (f"pretrained ({e['weights']}){', frozen' if e['freeze'] else ''}" if e['weights'] else 'trained from scratch')
                       + f", gives each keyframe a pyramid of features and a code z of {e['z_dim']} numbers.",
         '01_mapping': f"**used.** {m['n_layers']} equalised layers map z to w of {m['w_dim']} numbers (learning-rate multiplier {m['lr_mul']:g}); "

@@ -1,4 +1,4 @@
-"""Config dataclasses and presets, one training step with every loss, EMA, checkpoints that resume bit for bit, `torchrun` data parallelism, and the command-line tools.
+"""Config dataclasses and presets, the data, one training step with every loss, the EMA, the two phases and the loop; checkpoint internals and `torchrun` are in appendix 08a, the console scripts in appendix 09.
 
 Docs: https://stillframes.github.io/stillframes/train.html.md"""
 
@@ -758,7 +758,7 @@ def finetune_config(data:str, model=None, steps:int=None, overrides=()) -> Train
     """Fine-tuning model file `model` (default: the shipped one) on your clip `data`: the model's own training config, with
     triplets of the clip (`frames=3`), FreezeD on the image D (only its last 2 stages train), adversarial from the first step,
     the flow network trainable, a learning rate of 3e-5 (a tenth of the small preset's), and the image D's loss at weight 0.01:
-    at the small preset's 1.0 its gradient bends the flow network (bench/finetune_trials.py); then `steps` and 'FIELD=VALUE' overrides."""
+    at the small preset's 1.0 the one 150-step trial of bench/finetune_trials.py scored 2.7 dB lower; then `steps` and 'FIELD=VALUE' overrides."""
     path = Path(model) if model is not None else model_asset()
     f = read_checkpoint(path)
     if not isinstance(f, dict) or f.get('format') != MODEL_FORMAT or not f.get('train_config'):
