@@ -10,7 +10,8 @@ with its 95% interval; where that interval crosses zero the part has no measurab
 
 A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued; its scores are kept beside it
 in result.json, so several processes can share the work (`--only` with disjoint variants, one thread each) and a last
-call without `--only` gathers the whole table. The learned timing u(t) of variants that have one goes to timing.csv.
+call without `--only` gathers the default table (each call writes the tables of the variants it covers). The learned
+timing u(t) of variants that have one goes to timing.csv.
 """
 import argparse, json, math, os, time
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from stillframes.data import ToonClips
-from stillframes.train import TrainConfig, load_model, ckpt_step, train
+from stillframes.train import TrainConfig, config_diff, load_model, ckpt_step, train
 from stillframes.eval import evaluate, CANONICAL_CLIPS
 
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
@@ -86,6 +87,11 @@ def learned_timing(model, clips:torch.Tensor, n:int=8) -> list:
     return model.times(torch.linspace(0, 1, n).expand(len(clips), n), wa, wb).mean(0).tolist()
 
 
+def write_atomic(path:Path, text:str):
+    "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
+    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--steps', type=int, default=300)
@@ -108,29 +114,33 @@ def main(argv=None):
         for seed in a.seeds:
             run = out / slug(name) / f'seed{seed}'
             done = run / 'result.json'
-            if done.exists() and json.loads(done.read_text()).get('steps') == a.steps and json.loads(done.read_text()).get('clips') == a.clips:
-                rows.append(json.loads(done.read_text())); print(rows[-1], flush=True); continue
             cfg = TrainConfig.tiny(**{'optim.steps': a.steps, 'optim.warmup': 2 * a.steps // 3, 'data.n_clips': a.n_clips,
                                       'log.sample_every': 0, 'seed': seed, **kw})
+            if done.exists():   # reused only when it was scored on these clips and trained with exactly this config
+                r = json.loads(done.read_text())
+                if r.get('steps') == a.steps and r.get('clips') == a.clips and not config_diff(json.loads((run / 'config.json').read_text()), cfg):
+                    rows.append(r); print(r, flush=True); continue
+            ckpt = run / 'checkpoint.pt'
+            finished = ckpt.exists() and ckpt_step(ckpt) >= a.steps
             start = time.time()
-            path = train(cfg, run, resume=True, progress=False)
-            secs = time.time() - start
+            path = train(cfg, run, resume=True, progress=False)   # refuses a checkpoint of another config
+            secs = None if finished else round(time.time() - start, 1)   # trained before this call: its time is unknown here
             table, _ = evaluate({name: load_model(path, 'cpu')}, clips, progress=False, device='cpu')
-            rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': round(secs, 1),
+            rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': secs,
                          **table.iloc[0][list(METRICS)].to_dict()})
             print(rows[-1], flush=True)
-            tmp = done.with_suffix('.tmp'); tmp.write_text(json.dumps(rows[-1])); os.replace(tmp, done)
-    pd.DataFrame(rows).to_csv(csv / 'runs.csv', index=False)
-    timing = {(r['variant'], r['seed']): u for r in rows
-              if (u := learned_timing(load_model(out / slug(r['variant']) / f"seed{r['seed']}" / 'checkpoint.pt', 'cpu'), clips)) is not None}
-    if timing:
-        pd.DataFrame([{'variant': v, 'seed': s, **{f't={k / 7:.3f}': x for k, x in enumerate(u)}} for (v, s), u in timing.items()]
-                     ).to_csv(csv / 'timing.csv', index=False)
+            write_atomic(done, json.dumps(rows[-1]))
+    write_atomic(csv / 'runs.csv', pd.DataFrame(rows).to_csv(index=False))
+    timed = [r for r in rows if every[r['variant']].get('path.timing')]
+    timing = [{'variant': r['variant'], 'seed': r['seed'], **{f't={k / 7:.3f}': x for k, x in enumerate(
+              learned_timing(load_model(out / slug(r['variant']) / f"seed{r['seed']}" / 'checkpoint.pt', 'cpu'), clips))}} for r in timed]
+    if timing: write_atomic(csv / 'timing.csv', pd.DataFrame(timing).to_csv(index=False))
+    else: (csv / 'timing.csv').unlink(missing_ok=True)
     summary = summarise(pd.DataFrame(rows))
-    summary.to_csv(csv / 'summary.csv')
+    write_atomic(csv / 'summary.csv', summary.to_csv())
     md = (f"tiny preset, {a.steps} steps (adversarial from step {2 * a.steps // 3}), seeds {a.seeds}, {a.clips} held-out clips, "
           f"64 px; mean ± 95% t-interval; Δ = paired difference from the full model\n\n{summary.to_markdown()}\n")
-    (csv / 'summary.md').write_text(md)
+    write_atomic(csv / 'summary.md', md)
     print(md)
 
 

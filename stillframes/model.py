@@ -323,6 +323,7 @@ def shipped_banner(chapter:str, path=None) -> str:
     c, step = ck['train_config'], ck['step']
     e, m, p, mo, g, d, l, o, data = (c[k] for k in ('encoder', 'mapping', 'path', 'motion', 'generator', 'discriminator', 'loss', 'optim', 'data'))
     pl = f"weight {l['pl_weight']:g}, every {l['pl_every']} steps" if l['pl_weight'] > 0 else 'off'
+    cmd = ck.get('command') or ''
     text = {
         '00_encoder': f"**used.** A `{e['backbone']}` encoder"
                       + (" (chapter 03a's `ConvEncoder`: a small CNN with this chapter's `Encoder` interface)" if e['backbone'] == 'conv' else '')
@@ -354,8 +355,9 @@ def shipped_banner(chapter:str, path=None) -> str:
         '07_data': f"**trained on it.** ToonClips style {data['style']}, {data['n_clips']} training clips of {c['frames']} frames at {c['size']} px, "
                    f"motion {data['motion']:g}, flips {_on(data['flip'], 'on')}, time reversal {_on(data['reverse'], 'on')}.",
         '08_utils': "**helpers.** Its checkpoints were written with `atomic_save`; its pictures are drawn with these functions.",
-        '08a_checkpoints': f"**how it was trained without losing work.** Its run wrote a checkpoint every {c['log']['ckpt_every']} steps and "
-                           f"resumed from them (`--resume`), on {'several processes (torchrun)' if 'torchrun' in ck.get('command', '') else 'one process'}.",
+        '08a_checkpoints': f"**how it was trained without losing work.** Its run wrote a checkpoint every {c['log']['ckpt_every']} steps"
+                           + (", and its command continues from them (`--resume`)" if '--resume' in cmd else '')
+                           + f", on {'several processes (torchrun)' if 'torchrun' in cmd else 'one process'}.",
         '09_cli': "**the default model** of `stillframes-animate` and `stillframes-interpolate`.",
     }
     if chapter not in text: raise ValueError(f"no banner for chapter {chapter!r}; chapters: {', '.join(text)}")
