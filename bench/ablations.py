@@ -24,6 +24,7 @@ from stillframes.train import TrainConfig, config_diff, load_model, ckpt_step, t
 from stillframes.eval import evaluate, CANONICAL_CLIPS
 
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
+DIGITS = {'psnr': 4, 'ssim': 5, 'line_cd': 4, 'toon_fd': 3}   # enough decimals to show effects this small
 
 
 def variants(steps:int) -> dict:
@@ -70,11 +71,11 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
         g = g.set_index('seed')
         for k in METRICS:
             m, h = interval(g[k])
-            row[k] = f'{m:.3f} ± {h:.3f}'
+            row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'
             if name != base:
                 common = g.index.intersection(ref.index)
                 dm, dh = interval(g.loc[common, k] - ref.loc[common, k])
-                row[f'Δ{k}'] = f'{dm:+.3f} ± {dh:.3f}' + ('' if abs(dm) > dh else ' (n.s.)' if dh == dh else '')
+                row[f'Δ{k}'] = f'{dm:+.{DIGITS[k]}f} ± {dh:.{DIGITS[k]}f}' + ('' if abs(dm) > dh else ' (n.s.)' if dh == dh else '')
         rows.append(row)
     return pd.DataFrame(rows).set_index('variant')
 

@@ -65,7 +65,7 @@ class PathConfig:
     method:str = 'lerp'           # 'lerp', 'slerp' or 'motion' (a learned MotionPath)
     hidden:int = 384              # MotionPath LSTM size (MoCoGAN-HD: 384)
     scale:float = 0.2             # MotionPath step scale (MoCoGAN-HD: 0.2)
-    timing:int = 0                # linear pieces of the learned timing u(t) (chapter 03a); 0: u(t) = t (the presets; chapter 06's ablation measures the learned one)
+    timing:int = 0                # linear pieces of the learned timing u(t) (chapter 03a); 0: u(t) = t (the presets: learned, it holds the middle frames near u = 0.5 and costs 0.09 dB, chapter 06's 3-seed ablation)
 
 @dataclass
 class MotionConfig:
