@@ -13,7 +13,7 @@ in result.json, so several processes can share the work (`--only` with disjoint 
 call without `--only` gathers the default table (each call writes the tables of the variants it covers). The learned
 timing u(t) of variants that have one goes to timing.csv.
 """
-import argparse, json, math, os, time
+import argparse, json, os, time
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ import torch
 
 from stillframes.data import ToonClips
 from stillframes.train import TrainConfig, config_diff, load_model, ckpt_step, train
-from stillframes.eval import evaluate, CANONICAL_CLIPS
+from stillframes.eval import evaluate, paired_effects, t_interval, CANONICAL_CLIPS
 
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
 DIGITS = {'psnr': 4, 'ssim': 5, 'line_cd': 4, 'toon_fd': 3}   # enough decimals to show effects this small
@@ -54,28 +54,18 @@ def extra_variants() -> dict:
 def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
-def interval(x) -> tuple:
-    "Mean and half-width of the 95% t-interval of the values `x`."
-    x = pd.Series(x, dtype=float)
-    if len(x) < 2: return x.mean(), float('nan')
-    from scipy.stats import t as student
-    return x.mean(), student.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-
-
 def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
-    "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base`."
+    "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base` (`stillframes.eval.paired_effects`)."
+    effects = paired_effects(runs, base, METRICS).set_index(['variant', 'metric'])
     rows = []
-    ref = runs[runs.variant == base].set_index('seed')
     for name, g in runs.groupby('variant', sort=False):
         row = {'variant': name, 'seeds': len(g)}
-        g = g.set_index('seed')
         for k in METRICS:
-            m, h = interval(g[k])
+            m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'
             if name != base:
-                common = g.index.intersection(ref.index)
-                dm, dh = interval(g.loc[common, k] - ref.loc[common, k])
-                row[f'Δ{k}'] = f'{dm:+.{DIGITS[k]}f} ± {dh:.{DIGITS[k]}f}' + ('' if abs(dm) > dh else ' (n.s.)' if dh == dh else '')
+                e = effects.loc[(name, k)]
+                row[f'Δ{k}'] = f"{e['diff']:+.{DIGITS[k]}f} ± {e.half:.{DIGITS[k]}f}" + (' (n.s.)' if e.verdict == 'no measurable effect' and e.half == e.half else '')
         rows.append(row)
     return pd.DataFrame(rows).set_index('variant')
 

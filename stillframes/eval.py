@@ -6,12 +6,13 @@ Docs: https://stillframes.github.io/stillframes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['INCEPTION_FILE', 'IMAGE_EXTENSIONS', 'FARNEBACK', 'N_CHARS', 'METRIC_LABELS', 'METRIC_NOTE', 'BASELINES',
-           'CANONICAL_CLIPS', 'psnr', 'ssim', 'gaussian_stats', 'frechet_distance', 'inception_weights',
-           'inception_net', 'inception_features', 'fid', 'read_folder', 'fid_folders', 'copy_nearest', 'crossfade',
-           'farneback', 'flow_interp', 'ToonNet', 'toon_targets', 'toon_loss', 'toon_accuracy', 'toon_frames',
-           'train_toon_net', 'toon_net_path', 'save_toon_net', 'load_toon_net', 'toon_features', 'toon_fd', 'line_map',
-           'line_chamfer', 'predict_middles', 'evaluate', 'plot_results', 'describe_run', 'save_results', 'eval_parser',
-           'cli_models', 'cli_size', 'cli_methods', 'cli_clips', 'eval_cli', 'style_pca', 'LatentWalk']
+           'CANONICAL_CLIPS', 'HIGHER_IS_BETTER', 'psnr', 'ssim', 'gaussian_stats', 'frechet_distance',
+           'inception_weights', 'inception_net', 'inception_features', 'fid', 'read_folder', 'fid_folders',
+           'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet', 'toon_targets', 'toon_loss',
+           'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path', 'save_toon_net', 'load_toon_net',
+           'toon_features', 'toon_fd', 'line_map', 'line_chamfer', 'predict_middles', 'evaluate', 'plot_results',
+           'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size', 'cli_methods', 'cli_clips',
+           'eval_cli', 't_interval', 'paired_effects', 'style_pca', 'LatentWalk']
 
 # %% ../nbs/06_eval.ipynb #da42b2d6
 import argparse, contextlib, functools, math, time
@@ -609,6 +610,31 @@ def eval_cli(argv=None):
     print(describe_run(table))
     print(table.to_markdown(floatfmt='.4g'))
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {time.time() - start:.0f} s")
+
+# %% ../nbs/06_eval.ipynb #41042637
+HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'line_cd': False, 'toon_fd': False}
+
+def t_interval(x) -> tuple:
+    "Mean and half-width of the 95% Student t-interval of the values `x` (half-width NaN for a single value)."
+    from scipy.stats import t as student
+    x = np.asarray(x, float)
+    if len(x) < 2: return x.mean(), float('nan')
+    return x.mean(), student.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+
+def paired_effects(runs, base:str, metrics=tuple(HIGHER_IS_BETTER)):
+    """Per variant and metric of `runs` (a DataFrame with columns variant, seed and `metrics`): the mean paired difference
+    from variant `base` over their common seeds, its 95% half-width, and a verdict ('better', 'worse' or 'no measurable
+    effect' where the interval contains zero)."""
+    import pandas as pd
+    ref, rows = runs[runs.variant == base].set_index('seed'), []
+    for v, g in runs[runs.variant != base].groupby('variant', sort=False):
+        g = g.set_index('seed')
+        seeds = g.index.intersection(ref.index)
+        for k in metrics:
+            m, h = t_interval(g.loc[seeds, k] - ref.loc[seeds, k])
+            rows.append(dict(variant=v, metric=k, seeds=len(seeds), diff=m, half=h,
+                             verdict='no measurable effect' if not abs(m) > h else 'better' if (m > 0) == HIGHER_IS_BETTER[k] else 'worse'))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/06_eval.ipynb #d3b81553
 @contextlib.contextmanager
