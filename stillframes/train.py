@@ -27,7 +27,7 @@ from fastcore.basics import patch
 
 from .checkpoints import (CKPT_FORMAT, init_distributed, all_reduce_mean_, sync_grads_, read_checkpoint,
                                     load_weights, frozen_prefixes, check_format, trainer_state, restore_trainer)
-from .utils import check_shape, atomic_save, default_device, seed_everything, save_gif, save_video, frame_strip, clip_grid
+from .utils import check_shape, atomic_save, default_device, seed_everything, clip_grid
 from .encoder import content_loss
 from .mapping import g_path_length_penalty
 from .generator import SIZES, composite_penalties
@@ -36,7 +36,7 @@ from .discriminators import (ImageDiscriminator, SequenceDiscriminator, d_hinge_
                              edge_promoting_negatives, diff_augment, freeze_d)
 from .motion import load_flow_net, TimeFlowNet
 from .model import MODEL_FORMAT, StillFrames, build_model, model_asset, save_model, load_model as load_model_file
-from .data import ToonClips, FrameFolder, Triplets, load_image
+from .data import ToonClips, FrameFolder, Triplets
 from .footage import ClipTriplets
 
 # %% ../nbs/05_train.ipynb #53180252
