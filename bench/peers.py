@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from stillframes.data import ToonClips
-from stillframes.eval import evaluate, copy_nearest, crossfade, flow_interp, CANONICAL_CLIPS
+from stillframes.eval import evaluate, copy_nearest, crossfade, flow_interp, Replay, CANONICAL_CLIPS
 from stillframes.motion import block_match_flows, fuse
 from stillframes.train import load_model, asset_path, cache_dir
 
@@ -79,20 +79,6 @@ class RIFE:
 def block_matching(a, b, t):
     tt = torch.as_tensor(t, dtype=a.dtype).reshape(-1).expand(a.shape[0])
     return fuse(a, b, block_match_flows(a, b, tt), (1 - tt).view(-1, 1, 1, 1).expand(a.shape[0], 1, *a.shape[-2:])).clamp(-1, 1)
-
-
-class Replay:
-    "Precomputed in-betweens served batch by batch in `evaluate`'s order (`.animate`), for methods that need the ground truth."
-    def __init__(self, clips:torch.Tensor, middles:torch.Tensor):
-        self.clips, self.middles, self.i = clips, middles, 0
-
-    def animate(self, a, b, m):
-        n = a.shape[0]
-        keys = self.clips[self.i:self.i + n]
-        if not (torch.equal(keys[:, 0], a.cpu()) and torch.equal(keys[:, -1], b.cpu())): raise RuntimeError("Replay: batches out of order")
-        out = torch.cat([a[:, None].cpu(), self.middles[self.i:self.i + n], b[:, None].cpu()], 1)
-        self.i += n
-        return out
 
 
 def oracle(ds) -> tuple:

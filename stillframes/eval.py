@@ -6,13 +6,14 @@ Docs: https://stillframes.github.io/stillframes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['INCEPTION_FILE', 'IMAGE_EXTENSIONS', 'FARNEBACK', 'N_CHARS', 'METRIC_LABELS', 'METRIC_NOTE', 'BASELINES',
-           'CANONICAL_CLIPS', 'HIGHER_IS_BETTER', 'psnr', 'ssim', 'gaussian_stats', 'frechet_distance',
-           'inception_weights', 'inception_net', 'inception_features', 'fid', 'read_folder', 'fid_folders',
-           'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet', 'toon_targets', 'toon_loss',
-           'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path', 'save_toon_net', 'load_toon_net',
-           'toon_features', 'toon_fd', 'line_map', 'line_chamfer', 'predict_middles', 'evaluate', 'plot_results',
-           'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size', 'cli_methods', 'cli_clips',
-           'eval_cli', 't_interval', 'paired_effects', 'style_pca', 'LatentWalk']
+           'CANONICAL_CLIPS', 'ORACLE_FAMILIES', 'HIGHER_IS_BETTER', 'psnr', 'ssim', 'gaussian_stats',
+           'frechet_distance', 'inception_weights', 'inception_net', 'inception_features', 'fid', 'read_folder',
+           'fid_folders', 'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet', 'toon_targets',
+           'toon_loss', 'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path', 'save_toon_net',
+           'load_toon_net', 'toon_features', 'toon_fd', 'line_map', 'line_chamfer', 'predict_middles', 'evaluate',
+           'plot_results', 'describe_run', 'save_results', 'eval_parser', 'cli_models', 'cli_size', 'cli_methods',
+           'cli_clips', 'eval_cli', 'Replay', 'hidden_oracles', 'oracle_rows', 't_interval', 'paired_effects',
+           'style_pca', 'LatentWalk']
 
 # %% ../nbs/06_eval.ipynb #da42b2d6
 import argparse, contextlib, functools, math, time
@@ -24,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .utils import check_shape, to_uint8, frame_strip, atomic_save, default_device, seed_everything
-from .data import ToonClips, STYLES, SHAPES, SCENERIES, load_image
+from .data import ToonClips, STYLES, SHAPES, SCENERIES, load_image, render_scene, redraw_hidden, informed_guess
 from .interpolation import lerp, slerp
 
 # %% ../nbs/06_eval.ipynb #0feaa9f8
@@ -610,6 +611,50 @@ def eval_cli(argv=None):
     print(describe_run(table))
     print(table.to_markdown(floatfmt='.4g'))
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {time.time() - start:.0f} s")
+
+# %% ../nbs/06_eval.ipynb #9d0560cc
+class Replay:
+    "Precomputed in-betweens `middles` (n, m-2, 3, H, W) of `clips` (n, m, 3, H, W), served batch by batch in `evaluate`'s order (`.animate`)."
+    def __init__(self, clips:torch.Tensor, middles:torch.Tensor):
+        check_shape(middles, (clips.shape[0], clips.shape[1] - 2) + tuple(clips.shape[2:]), 'middles')
+        self.clips, self.middles, self.i = clips, middles, 0
+
+    def animate(self, a, b, m):
+        n = a.shape[0]
+        keys = self.clips[self.i:self.i + n]
+        if not (keys.shape[0] == n and torch.equal(keys[:, 0], a.cpu()) and torch.equal(keys[:, -1], b.cpu())):
+            raise RuntimeError("Replay: batches out of order, or not the clips it was made for")
+        out = torch.cat([a[:, None].cpu(), self.middles[self.i:self.i + n], b[:, None].cpu()], 1)
+        self.i += n
+        return out
+
+ORACLE_FAMILIES = (('linear', 'prior mean'), ('informed guess', 'informed mean'))   # (sharp guess, mean of its redraws)
+
+def hidden_oracles(ds:ToonClips, draws:int=16, seed:int=0, progress:bool=False) -> tuple:
+    "The clips of `ds` and four oracles for their in-betweens, drawn by the renderer (chapter 07): `linear`, `prior mean`, `informed guess`, `informed mean` (each `draws` redraws). Returns (clips, {name: (n, m-2, 3, H, W)})."
+    from tqdm.auto import tqdm
+    if draws < 1: raise ValueError(f"hidden_oracles: draws must be >= 1, got {draws}")
+    rng, ts = np.random.default_rng(seed), [k / (ds.frames - 1) for k in range(1, ds.frames - 1)]
+    draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])
+    clips, out = [], {name: [] for fam in ORACLE_FAMILIES for name in fam}
+    for i in tqdm(range(len(ds)), desc='oracles', unit='clip', disable=not progress):
+        s = ds.scene(i)
+        clips.append(ds[i][0])
+        out['linear'].append(torch.stack([ds.render(i, t, linear=True) for t in ts]))
+        out['prior mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion)) for _ in range(draws)]).mean(0))
+        out['informed guess'].append(draw(informed_guess(s, ds.motion)))
+        out['informed mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion, informed=True)) for _ in range(draws)]).mean(0))
+    return torch.stack(clips), {k: torch.stack(v) for k, v in out.items()}
+
+def oracle_rows(clips:torch.Tensor, oracles:dict, alphas=(0.1, 0.2, 0.3, 0.5)) -> dict:
+    "`evaluate` methods: per family of `ORACLE_FAMILIES`, the sharp guess, the mixtures (1 - alpha) guess + alpha mean, and the mean."
+    rows = {}
+    for sharp, mean in ORACLE_FAMILIES:
+        g, m = oracles[sharp], oracles[mean]
+        rows[sharp] = Replay(clips, g)
+        rows |= {f'{sharp} + {a:g} {mean}': Replay(clips, (1 - a) * g + a * m) for a in alphas}
+        rows[mean] = Replay(clips, m)
+    return rows
 
 # %% ../nbs/06_eval.ipynb #41042637
 HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'line_cd': False, 'toon_fd': False}

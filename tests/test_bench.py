@@ -63,3 +63,17 @@ def test_train_speed_latency_and_metric_speed_tiny(tmp_path):
     t = pd.read_csv(tmp_path / 'ms' / 'metric_speed.csv')
     assert {'toon FD features (ToonNet)', 'line chamfer (pairs)'} <= set(t.measure) and (t.images_per_s > 0).all()
     assert ('FID features (Inception)' in set(t.measure)) == ('FID features skipped' not in out)
+
+
+def test_ceiling_tiny_marks_the_targets(tmp_path):
+    peers = tmp_path / 'peers'; peers.mkdir()
+    pd.DataFrame({'psnr': [10.0, 11.0], 'ssim': [0.5, 0.4], 'toon_fd': [500.0, 600.0]},
+                 index=pd.Index(['RIFE v4.2x (peer)', 'crossfade'], name='method')).to_csv(peers / 'results_a.csv')
+    out = bench('ceiling.py', '--settings', 'a', '--clips', '2', '--draws', '2', '--threads', '1', '--peers', peers, '--out', tmp_path / 'c', tmp_path=tmp_path)
+    assert 'PSNR >= 12.00 dB, SSIM >= 0.5100, toon FD <= 400' in out
+    t = pd.read_csv(tmp_path / 'c' / 'results_a.csv', index_col=0)
+    assert list(t.index)[:3] == ['crossfade', 'linear', 'linear + 0.1 prior mean'] and len(t) == 13
+    assert list(t.index)[-2:] == ['informed guess + 0.5 informed mean', 'informed mean']
+    assert (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
+    out = bench('ceiling.py', '--settings', 'b', '--clips', '2', '--draws', '1', '--threads', '1', '--peers', peers, '--out', tmp_path / 'c', tmp_path=tmp_path)
+    assert 'run bench/peers.py first' in out and 'all_three' not in pd.read_csv(tmp_path / 'c' / 'results_b.csv').columns

@@ -1,0 +1,86 @@
+"""What the keyframes allow: the in-betweener issue's targets against oracles that draw every line right and guess only the timing.
+
+Rows, on the clips of bench/peers.py's settings (`stillframes.eval.hidden_oracles`, `oracle_rows`; chapter 07 draws them):
+the cross-fade; `linear` (characters at constant velocity, RIFE's assumption executed perfectly) and `prior mean` (the mean of
+`--draws` renders with the timing redrawn from the data's prior), with mixtures (1 - alpha) linear + alpha mean between them;
+then `informed guess` (the ease, hops and bend as the keyframes' squash and stretch show them, one sharp guess at the rest) and
+`informed mean` (the mean of redraws that keep what the keyframes show), with their mixtures. Each row is marked with the
+targets it meets against the RIFE v4.2x and cross-fade rows of media/peers/results_<setting>.csv: PSNR >= 1 dB above the
+better of the two, SSIM >= RIFE's + 0.01, toon FD <= 0.8 x RIFE's. Writes results_<setting>.csv/.md and results.md.
+
+    python bench/ceiling.py [--settings a b c] [--clips N] [--draws 16] [--peers media/peers] [--out media/ceiling] [--threads N]
+"""
+import argparse, sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from stillframes.data import ToonClips
+from stillframes.eval import evaluate, crossfade, hidden_oracles, oracle_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
+from peers import SETTINGS
+
+RIFE, XF = 'RIFE v4.2x (peer)', 'crossfade'
+
+
+def targets(peers:pd.DataFrame) -> dict:
+    "The three bars of the in-betweener issue, from a peers table."
+    r, x = peers.loc[RIFE], peers.loc[XF]
+    return {'psnr': max(r['psnr'], x['psnr']) + 1.0, 'ssim': r['ssim'] + 0.01, 'toon_fd': 0.8 * r['toon_fd']}
+
+
+def mark(table:pd.DataFrame, bars:dict) -> pd.DataFrame:
+    "Add a column per target (True where the row meets it) and `all three`."
+    t = table.copy()
+    t['psnr_ok'] = t['psnr'] >= bars['psnr']
+    t['ssim_ok'] = t['ssim'] >= bars['ssim']
+    t['toon_fd_ok'] = t['toon_fd'] <= bars['toon_fd']
+    t['all_three'] = t['psnr_ok'] & t['ssim_ok'] & t['toon_fd_ok']
+    return t
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument('--clips', type=int, help='clips per setting (default: those of bench/peers.py, 100, 100, 50)')
+    ap.add_argument('--draws', type=int, default=16, help='redraws of the hidden timing averaged into the prior mean (default 16)')
+    ap.add_argument('--peers', default='media/peers', help='folder with bench/peers.py results_<setting>.csv, for the targets')
+    ap.add_argument('--out', default='media/ceiling')
+    ap.add_argument('--threads', type=int)
+    a = ap.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    if a.draws < 1: ap.error('--draws must be >= 1')
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for key in a.settings:
+        s = SETTINGS[key] | ({'clips': a.clips} if a.clips else {})
+        ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'])
+        clips, oracles = hidden_oracles(ds, a.draws)
+        table, _ = evaluate({XF: crossfade} | oracle_rows(clips, oracles), clips, batch_size=10, progress=False, device='cpu')
+        table = table.drop(columns='ms_per_frame')
+        f = Path(a.peers) / f'results_{key}.csv'
+        note = ''
+        if f.is_file():
+            peers = pd.read_csv(f, index_col=0)
+            if RIFE in peers.index and XF in peers.index:
+                bars = targets(peers)
+                table = mark(table, bars)
+                note = (f"targets from {f} (RIFE and cross-fade on the same clips): PSNR >= {bars['psnr']:.2f} dB, "
+                        f"SSIM >= {bars['ssim']:.4f}, toon FD <= {bars['toon_fd']:.3g}\n")
+        if not note: note = f"no RIFE and cross-fade rows in {f}: run bench/peers.py first for the targets\n"
+        title = (f"({key}) {s['clips']} held-out ToonClips (test split), {s['size']} px, 8 frames (in-betweens 1..6), "
+                 f"motion {s['motion']}, means of {a.draws} redraws")
+        md = f"{title}\nmachine: {machine()}\n{note}\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
+        tmp = out / f'results_{key}.csv.tmp'; table.to_csv(tmp); tmp.replace(out / f'results_{key}.csv')
+        (out / f'results_{key}.md').write_text(md)
+        print(md, flush=True)
+        parts.append(md)
+    (out / 'results.md').write_text('\n'.join(parts))
+    print(f"wrote {out}/results.md and results_<setting>.csv/.md")
+
+
+if __name__ == '__main__':
+    main()
