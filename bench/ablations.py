@@ -13,7 +13,7 @@ in result.json, so several processes can share the work (`--only` with disjoint 
 call without `--only` gathers the default table (each call writes the tables of the variants it covers). The learned
 timing u(t) of variants that have one goes to timing.csv.
 """
-import argparse, json, os, time
+import argparse, json, sys, time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,9 @@ import torch
 from stillframes.data import ToonClips
 from stillframes.train import TrainConfig, config_diff, load_model, ckpt_step, train
 from stillframes.eval import evaluate, paired_effects, t_interval, CANONICAL_CLIPS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_atomic
 
 METRICS = ('psnr', 'ssim', 'line_cd', 'toon_fd')
 DIGITS = {'psnr': 4, 'ssim': 5, 'line_cd': 4, 'toon_fd': 3}   # enough decimals to show effects this small
@@ -76,11 +79,6 @@ def learned_timing(model, clips:torch.Tensor, n:int=8) -> list:
     if model.timing is None: return None
     wa, wb = model.keyframe_styles(clips[:, 0], clips[:, -1])
     return model.times(torch.linspace(0, 1, n).expand(len(clips), n), wa, wb).mean(0).tolist()
-
-
-def write_atomic(path:Path, text:str):
-    "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -1,12 +1,13 @@
 """What the keyframes allow: the in-betweener issue's targets against oracles that draw every line right and guess only the timing.
 
 Rows, on the clips of bench/peers.py's settings (`stillframes.eval.hidden_oracles`, `oracle_rows`; chapter 07 draws them):
-the cross-fade; `linear` (characters at constant velocity, RIFE's assumption executed perfectly) and `prior mean` (the mean of
-`--draws` renders with the timing redrawn from the data's prior), with mixtures (1 - alpha) linear + alpha mean between them;
-then `informed guess` (the ease, hops and bend as the keyframes' squash and stretch show them, one sharp guess at the rest) and
+the cross-fade; `linear` (characters at constant velocity, RIFE's assumption executed perfectly; the camera keeps its ease) and
+`prior mean` (the mean of `--draws` renders with the timing redrawn from the data's prior), with mixtures (1 - alpha) linear +
+alpha mean between them; `blind guess` (every character straight, in-out ease, no hop or sway); then `informed guess` (given the ease, hops and bend that the keyframes' squash and stretch show, one sharp guess at the rest) and
 `informed mean` (the mean of redraws that keep what the keyframes show), with their mixtures. Each row is marked with the
 targets it meets against the RIFE v4.2x and cross-fade rows of media/peers/results_<setting>.csv: PSNR >= 1 dB above the
-better of the two, SSIM >= RIFE's + 0.01, toon FD <= 0.8 x RIFE's. Writes results_<setting>.csv/.md and results.md.
+better of the two, SSIM >= RIFE's + 0.01, toon FD <= 0.8 x RIFE's; the note says so when that table's cross-fade row differs from
+this run's (other clips). Writes results_<setting>.csv/.md and results.md (every setting's table in the folder).
 
     python bench/ceiling.py [--settings a b c] [--clips N] [--draws 16] [--peers media/peers] [--out media/ceiling] [--threads N]
 """
@@ -20,7 +21,7 @@ from stillframes.data import ToonClips
 from stillframes.eval import evaluate, crossfade, hidden_oracles, oracle_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, write_atomic
 from peers import SETTINGS
 
 RIFE, XF = 'RIFE v4.2x (peer)', 'crossfade'
@@ -51,12 +52,12 @@ def main(argv=None):
     ap.add_argument('--out', default='media/ceiling')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
+    for name in ('clips', 'draws', 'threads'):
+        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
     if a.threads: torch.set_num_threads(a.threads)
-    if a.draws < 1: ap.error('--draws must be >= 1')
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    parts = []
     for key in a.settings:
-        s = SETTINGS[key] | ({'clips': a.clips} if a.clips else {})
+        s = SETTINGS[key] | ({'clips': a.clips} if a.clips is not None else {})
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'])
         clips, oracles = hidden_oracles(ds, a.draws)
         table, _ = evaluate({XF: crossfade} | oracle_rows(clips, oracles), clips, batch_size=10, progress=False, device='cpu')
@@ -68,17 +69,18 @@ def main(argv=None):
             if RIFE in peers.index and XF in peers.index:
                 bars = targets(peers)
                 table = mark(table, bars)
-                note = (f"targets from {f} (RIFE and cross-fade on the same clips): PSNR >= {bars['psnr']:.2f} dB, "
+                same = abs(peers.loc[XF, 'psnr'] - table.loc[XF, 'psnr']) < 1e-3 and abs(peers.loc[XF, 'ssim'] - table.loc[XF, 'ssim']) < 1e-4
+                clips_note = 'RIFE and cross-fade on the same clips' if same else 'WARNING: its cross-fade row differs from this run\'s: other clips'
+                note = (f"targets from {f} ({clips_note}): PSNR >= {bars['psnr']:.2f} dB, "
                         f"SSIM >= {bars['ssim']:.4f}, toon FD <= {bars['toon_fd']:.3g}\n")
         if not note: note = f"no RIFE and cross-fade rows in {f}: run bench/peers.py first for the targets\n"
         title = (f"({key}) {s['clips']} held-out ToonClips (test split), {s['size']} px, 8 frames (in-betweens 1..6), "
                  f"motion {s['motion']}, means of {a.draws} redraws")
         md = f"{title}\nmachine: {machine()}\n{note}\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
-        tmp = out / f'results_{key}.csv.tmp'; table.to_csv(tmp); tmp.replace(out / f'results_{key}.csv')
-        (out / f'results_{key}.md').write_text(md)
+        write_atomic(out / f'results_{key}.csv', table.to_csv())
+        write_atomic(out / f'results_{key}.md', md)
         print(md, flush=True)
-        parts.append(md)
-    (out / 'results.md').write_text('\n'.join(parts))
+    write_atomic(out / 'results.md', '\n'.join(f.read_text() for f in sorted(out.glob('results_*.md'))))
     print(f"wrote {out}/results.md and results_<setting>.csv/.md")
 
 

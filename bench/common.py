@@ -15,6 +15,11 @@ def machine(threads:int=None) -> str:
             f"device {dev}, stillframes {commit}{' + local changes' if dirty else ''}")
 
 
+def write_atomic(path:Path, text:str):
+    "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
+    path = Path(path); tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
+
+
 def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:
     "Print `head` and `table` as markdown (then `tail`); with `out`, also write OUT/NAME.csv and OUT/NAME.md. Returns the markdown."
     md = f"{head}\n\n{table.round(digits).to_markdown(index=False)}\n{tail}"

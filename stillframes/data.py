@@ -8,9 +8,9 @@ Docs: https://stillframes.github.io/stillframes/data.html.md"""
 __all__ = ['EASES', 'STYLES', 'SHAPES', 'SCENERIES', 'WOBBLE', 'HOP_RANGE', 'LAYERS', 'PARALLAX', 'SPLITS', 'IMAGE_EXTS',
            'MIN_SIDE', 'MAX_PIXELS', 'sd_circle', 'sd_box', 'sd_segment', 'sd_triangle', 'sd_star', 'sd_ellipse',
            'ease', 'style_rgb', 'frame_hw', 'Canvas', 'char_timing', 'sample_scene', 'char_pose', 'linear_pose',
-           'redrawn_pose', 'draw_char', 'draw_background', 'render_scene', 'ToonClips', 'layer_motion', 'exact_flow',
-           'render_clip', 'redraw_hidden', 'informed_guess', 'ImageError', 'image_size', 'check_frame_size',
-           'load_image', 'read_video', 'natural_key', 'image_files', 'FrameFolder', 'Triplets']
+           'redrawn_pose', 'scene_pose', 'draw_char', 'draw_background', 'render_scene', 'ToonClips', 'layer_motion',
+           'exact_flow', 'render_clip', 'redraw_hidden', 'informed_guess', 'blind_guess', 'ImageError', 'image_size',
+           'check_frame_size', 'load_image', 'read_video', 'natural_key', 'image_files', 'FrameFolder', 'Triplets']
 
 # %% ../nbs/07_data.ipynb #a6e4a90c
 import colorsys, math, re
@@ -234,6 +234,10 @@ def redrawn_pose(ch:dict, t:float):
     (xa, ya), La, facing = linear_pose(ch['anchor'], t)
     return (xa + x - xl, ya + y - yl), La + L - Ll, facing
 
+def scene_pose(ch:dict, t:float):
+    "The pose the renderer uses: `redrawn_pose` for a character `redraw_hidden` made, else `char_pose`."
+    return redrawn_pose(ch, t) if 'anchor' in ch else char_pose(ch, t)
+
 # %% ../nbs/07_data.ipynb #acf9cf39
 def _body(shape, x, y, r):
     if shape == 0: return sd_circle(x, y, r)
@@ -246,8 +250,8 @@ _EYE_Y = (-0.15, -0.15, 0.15, -0.05, -0.3)
 _WHITE = np.array([0.98, 0.98, 0.98], np.float32)
 
 def draw_char(cv:Canvas, ch:dict, t:float, cam:float=0.0, pose=None):
-    "Draw character `ch` at time `t` on `cv`, the camera panned by `cam`; `pose` overrides `char_pose(ch, t)`."
-    (x, y), L, facing = char_pose(ch, t) if pose is None else pose
+    "Draw character `ch` at time `t` on `cv`, the camera panned by `cam`; `pose` overrides `scene_pose(ch, t)`."
+    (x, y), L, facing = scene_pose(ch, t) if pose is None else pose
     x, r = x - cam, ch['r']
     sv = np.linalg.svd(L, compute_uv=False)
     R = 1.45 * r * float(sv[0]) + cv.lw + 2*cv.px
@@ -336,14 +340,14 @@ def draw_background(cv:Canvas, s:dict, cam:float=0.0):
         _draw_prop(cv, kind, x - cam, hor + amp * math.sin(2*math.pi*freq*x + ph), 0.06 * k, sc)
 
 def render_scene(s:dict, t:float, size=64, style='A', ss:int=None, layers:bool=False, linear:bool=False):
-    "Frame `(3, h, w)` in [-1, 1] of scene `s` at time `t` (`size` is `s` or `(h, w)`), supersampled `ss` times; with `layers`, also the layer ids `(h, w)`; with `linear`, characters move by `linear_pose`; those `redraw_hidden` made move by `redrawn_pose`."
+    "Frame `(3, h, w)` in [-1, 1] of scene `s` at time `t` (`size` is `s` or `(h, w)`), supersampled `ss` times; with `layers`, also the layer ids `(h, w)`; with `linear`, characters move by `linear_pose`."
     st = STYLES[style] if isinstance(style, str) else style
     cv = Canvas(size, ss or _default_ss(size), st)
     cam = s['pan'] * ease(t, 3)
     draw_background(cv, s, cam)
     for j, ch in enumerate(s['chars']):
         cv.layer = len(LAYERS) + j
-        draw_char(cv, ch, t, cam, linear_pose(ch, t) if linear else redrawn_pose(ch, t) if 'anchor' in ch else None)
+        draw_char(cv, ch, t, cam, linear_pose(ch.get('anchor', ch), t) if linear else None)
     return (cv.frame(), cv.layers()) if layers else cv.frame()
 
 def _default_ss(size): return 4 if max(frame_hw(size)) <= 64 else 2
@@ -404,7 +408,7 @@ class ToonClips(Dataset):
         for j, ch in enumerate(chars):
             shape[j], colour[j] = ch['shape'], torch.from_numpy(style_rgb(ch['hsv'], self.style))
             for k in range(m):
-                (x, y), _, _ = char_pose(ch, k / (m - 1))
+                (x, y), _, _ = scene_pose(ch, k / (m - 1))
                 pos[k, j] = torch.tensor([x - s['pan'] * ease(k / (m - 1), 3), y])
         return {'n_chars': torch.tensor(len(chars)), 'shape': shape, 'colour': colour, 'scenery': torch.tensor(s['scenery']),
                 'style': torch.tensor(self.style_id), 'pos': pos, 'pan': torch.tensor(s['pan'], dtype=torch.float32)}
@@ -424,8 +428,8 @@ def layer_motion(s:dict, t:float, t_to:float) -> tuple:
     cam, cam_to = s['pan'] * ease(t, 3), s['pan'] * ease(t_to, 3)
     b[:len(LAYERS), 0] = -np.array(PARALLAX) * (cam_to - cam)            # the scenery slides with the camera
     for j, ch in enumerate(s['chars']):                                   # a character: back to its own frame at t, out at t_to
-        (x, y), L, _ = char_pose(ch, t)
-        (x2, y2), L2, _ = char_pose(ch, t_to)
+        (x, y), L, _ = scene_pose(ch, t)
+        (x2, y2), L2, _ = scene_pose(ch, t_to)
         M = L2 @ np.linalg.inv(L)
         A[len(LAYERS) + j] = M
         b[len(LAYERS) + j] = np.array([x2 - cam_to, y2]) - M @ np.array([x - cam, y])
@@ -468,13 +472,18 @@ def redraw_hidden(s:dict, rng:np.random.Generator, motion:float=1.0, informed:bo
     def one(ch):
         new = char_timing(rng, motion) | {'wobble': motion * float(rng.uniform(0, WOBBLE))}
         if informed: new = _read(ch, new, motion * float(rng.uniform(*HOP_RANGE)))
-        return ch | new | {'anchor': ch}
+        return ch | new | {'anchor': ch.get('anchor', ch)}
     return s | {'chars': [one(ch) for ch in s['chars']]}
 
 def informed_guess(s:dict, motion:float=1.0) -> dict:
     "Scene `s` with one sharp guess at what its keyframes do not show: no sway, one hop of mean height for a character that hops, no bend where the ease hides it. The original is kept as `anchor`."
     guess = {'wobble': 0.0, 'hops': 1, 'bend': 0.0}
-    return s | {'chars': [ch | _read(ch, guess, motion * sum(HOP_RANGE) / 2) | {'anchor': ch} for ch in s['chars']]}
+    return s | {'chars': [ch | _read(ch, guess, motion * sum(HOP_RANGE) / 2) | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
+
+def blind_guess(s:dict) -> dict:
+    "Scene `s` with one sharp guess that reads nothing from the keyframes: every character on a straight path with the in-out ease, no hop, no sway."
+    guess = {'ease': EASES.index('inout'), 'bend': 0.0, 'hop': 0.0, 'wobble': 0.0}
+    return s | {'chars': [ch | guess | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
 
 # %% ../nbs/07_data.ipynb #17d257bd
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .utils import check_shape, to_uint8, frame_strip, atomic_save, default_device, seed_everything
-from .data import ToonClips, STYLES, SHAPES, SCENERIES, load_image, render_scene, redraw_hidden, informed_guess
+from .data import ToonClips, STYLES, SHAPES, SCENERIES, load_image, render_scene, redraw_hidden, informed_guess, blind_guess
 from .interpolation import lerp, slerp
 
 # %% ../nbs/06_eval.ipynb #0feaa9f8
@@ -614,46 +614,52 @@ def eval_cli(argv=None):
 
 # %% ../nbs/06_eval.ipynb #9d0560cc
 class Replay:
-    "Precomputed in-betweens `middles` (n, m-2, 3, H, W) of `clips` (n, m, 3, H, W), served batch by batch in `evaluate`'s order (`.animate`)."
-    def __init__(self, clips:torch.Tensor, middles:torch.Tensor):
-        check_shape(middles, (clips.shape[0], clips.shape[1] - 2) + tuple(clips.shape[2:]), 'middles')
-        self.clips, self.middles, self.i = clips, middles, 0
+    "Precomputed in-betweens `middles` (n, m-2, 3, H, W) of `clips` (n, m, 3, H, W), or `(1 - alpha) middles + alpha mix`, served batch by batch in `evaluate`'s order (`.animate`); it starts over once all are served."
+    def __init__(self, clips:torch.Tensor, middles:torch.Tensor, mix:torch.Tensor=None, alpha:float=0.0):
+        for name, x in (('middles', middles), ('mix', mix)):
+            if x is not None: check_shape(x, (clips.shape[0], clips.shape[1] - 2) + tuple(clips.shape[2:]), name)
+        self.clips, self.middles, self.mix, self.alpha, self.i = clips, middles, mix, alpha, 0
 
     def animate(self, a, b, m):
         n = a.shape[0]
+        if self.i >= len(self.clips): self.i = 0
         keys = self.clips[self.i:self.i + n]
         if not (keys.shape[0] == n and torch.equal(keys[:, 0], a.cpu()) and torch.equal(keys[:, -1], b.cpu())):
             raise RuntimeError("Replay: batches out of order, or not the clips it was made for")
-        out = torch.cat([a[:, None].cpu(), self.middles[self.i:self.i + n], b[:, None].cpu()], 1)
+        mid = self.middles[self.i:self.i + n]
+        if self.mix is not None: mid = (1 - self.alpha) * mid + self.alpha * self.mix[self.i:self.i + n]
         self.i += n
-        return out
+        return torch.cat([a[:, None].cpu(), mid, b[:, None].cpu()], 1)
 
 ORACLE_FAMILIES = (('linear', 'prior mean'), ('informed guess', 'informed mean'))   # (sharp guess, mean of its redraws)
 
 def hidden_oracles(ds:ToonClips, draws:int=16, seed:int=0, progress:bool=False) -> tuple:
-    "The clips of `ds` and four oracles for their in-betweens, drawn by the renderer (chapter 07): `linear`, `prior mean`, `informed guess`, `informed mean` (each `draws` redraws). Returns (clips, {name: (n, m-2, 3, H, W)})."
+    "The clips of `ds` and five oracles for their in-betweens, drawn by the renderer (chapter 07): `linear`, `blind guess`, `prior mean`, `informed guess`, `informed mean` (means of `draws` redraws). Returns (clips, {name: (n, m-2, 3, H, W)})."
     from tqdm.auto import tqdm
     if draws < 1: raise ValueError(f"hidden_oracles: draws must be >= 1, got {draws}")
+    if ds.frames < 3: raise ValueError(f"hidden_oracles: clips need at least 3 frames (2 keyframes and an in-between), got {ds.frames}")
     rng, ts = np.random.default_rng(seed), [k / (ds.frames - 1) for k in range(1, ds.frames - 1)]
     draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])
-    clips, out = [], {name: [] for fam in ORACLE_FAMILIES for name in fam}
+    clips, out = [], {name: [] for name in ('linear', 'blind guess', 'prior mean', 'informed guess', 'informed mean')}
     for i in tqdm(range(len(ds)), desc='oracles', unit='clip', disable=not progress):
         s = ds.scene(i)
         clips.append(ds[i][0])
         out['linear'].append(torch.stack([ds.render(i, t, linear=True) for t in ts]))
+        out['blind guess'].append(draw(blind_guess(s)))
         out['prior mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion)) for _ in range(draws)]).mean(0))
         out['informed guess'].append(draw(informed_guess(s, ds.motion)))
         out['informed mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion, informed=True)) for _ in range(draws)]).mean(0))
     return torch.stack(clips), {k: torch.stack(v) for k, v in out.items()}
 
 def oracle_rows(clips:torch.Tensor, oracles:dict, alphas=(0.1, 0.2, 0.3, 0.5)) -> dict:
-    "`evaluate` methods: per family of `ORACLE_FAMILIES`, the sharp guess, the mixtures (1 - alpha) guess + alpha mean, and the mean."
+    "`evaluate` methods: per family of `ORACLE_FAMILIES`, the sharp guess, the mixtures (1 - alpha) guess + alpha mean, and the mean; the blind guess after the first."
     rows = {}
     for sharp, mean in ORACLE_FAMILIES:
         g, m = oracles[sharp], oracles[mean]
         rows[sharp] = Replay(clips, g)
-        rows |= {f'{sharp} + {a:g} {mean}': Replay(clips, (1 - a) * g + a * m) for a in alphas}
+        rows |= {f'{sharp} + {a:g} {mean}': Replay(clips, g, m, a) for a in alphas}
         rows[mean] = Replay(clips, m)
+        if sharp == 'linear' and 'blind guess' in oracles: rows['blind guess'] = Replay(clips, oracles['blind guess'])
     return rows
 
 # %% ../nbs/06_eval.ipynb #41042637

@@ -72,8 +72,28 @@ def test_ceiling_tiny_marks_the_targets(tmp_path):
     out = bench('ceiling.py', '--settings', 'a', '--clips', '2', '--draws', '2', '--threads', '1', '--peers', peers, '--out', tmp_path / 'c', tmp_path=tmp_path)
     assert 'PSNR >= 12.00 dB, SSIM >= 0.5100, toon FD <= 400' in out
     t = pd.read_csv(tmp_path / 'c' / 'results_a.csv', index_col=0)
-    assert list(t.index)[:3] == ['crossfade', 'linear', 'linear + 0.1 prior mean'] and len(t) == 13
+    for col, ok in (('psnr', t.psnr >= 12), ('ssim', t.ssim >= 0.51), ('toon_fd', t.toon_fd <= 400)): assert (t[f'{col}_ok'] == ok).all()
+    assert list(t.index)[:3] == ['crossfade', 'linear', 'linear + 0.1 prior mean'] and len(t) == 14
+    assert list(t.index)[6:8] == ['prior mean', 'blind guess'] and "cross-fade row differs from this run's" in out
     assert list(t.index)[-2:] == ['informed guess + 0.5 informed mean', 'informed mean']
     assert (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
     out = bench('ceiling.py', '--settings', 'b', '--clips', '2', '--draws', '1', '--threads', '1', '--peers', peers, '--out', tmp_path / 'c', tmp_path=tmp_path)
     assert 'run bench/peers.py first' in out and 'all_three' not in pd.read_csv(tmp_path / 'c' / 'results_b.csv').columns
+
+
+def test_ceiling_refuses_bad_arguments_and_keeps_other_settings(tmp_path):
+    for bad in (('--clips', '0'), ('--draws', '0'), ('--threads', '-1')):
+        e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
+        r = subprocess.run([sys.executable, str(BENCH / 'ceiling.py'), *bad, '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
+        assert r.returncode == 2 and 'must be >= 1' in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
+    out = tmp_path / 'c'; out.mkdir()
+    (out / 'results_b.md').write_text('(b) an earlier table\n')
+    bench('ceiling.py', '--settings', 'a', '--clips', '1', '--draws', '1', '--threads', '1', '--peers', tmp_path / 'none', '--out', out, tmp_path=tmp_path)
+    text = (out / 'results.md').read_text()
+    assert text.startswith('(a) 1 held-out') and '(b) an earlier table' in text
+
+
+def test_cues_tiny(tmp_path):
+    bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '1.0', '--threads', '1', '--out', tmp_path / 'q', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'q' / 'cues.csv')
+    assert len(t) == 1 and 0 <= t.ease_acc[0] <= 1 and 0.25 <= t.ease_chance[0] <= 1 and t.test_scenes[0] == 20

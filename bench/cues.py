@@ -1,0 +1,114 @@
+"""Can a network read the timing cues of two keyframes? A small CNN is trained to tell, from the first and last frame of a
+one-character ToonClips scene, the character's ease curve (4 classes) and whether it hops; as a control, the number of hops
+of a hopping character (1 or 2), which no keyframe shows. Scored on held-out test scenes, beside chance (the majority class).
+
+Chapter 07 measures how large the cues are (under a pixel at 64 px for a moving end, 2-3 px for a hop's landing); chapter 06's
+informed oracle is handed them exactly. This bench asks how much of them a network trained for minutes on this CPU recovers.
+
+    python bench/cues.py [--train 6000] [--test 1000] [--size 64] [--motions 1.0 0.3] [--epochs 12] [--out media/ceiling] [--name cues]
+"""
+import argparse, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from stillframes.data import ToonClips, render_scene, EASES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_atomic
+
+
+def cue_set(n:int, split:str, size:int, motion:float) -> tuple:
+    "Keyframe pairs (n, 6, size, size) of one-character scenes and their labels: ease, hops (0/1), hop count - 1 (-1 if none)."
+    ds = ToonClips(n, size=size, split=split, motion=motion)
+    x, ease, hop, count = [], [], [], []
+    for i in range(n):
+        s = ds.scene(i)
+        s = s | {'chars': s['chars'][:1]}
+        ch = s['chars'][0]
+        x.append(torch.cat([render_scene(s, 0.0, size), render_scene(s, 1.0, size)]))
+        ease.append(ch['ease']); hop.append(int(ch['hop'] > 0)); count.append(ch['hops'] - 1 if ch['hop'] > 0 else -1)
+    return torch.stack(x), torch.tensor(ease), torch.tensor(hop), torch.tensor(count)
+
+
+class CueNet(nn.Module):
+    "Two keyframes stacked (N, 6, H, W) -> logits for the ease (4), hopping (2) and the hop count (2)."
+    def __init__(self, width:int=32):
+        super().__init__()
+        c = [6, width, 2 * width, 2 * width, 4 * width]
+        self.body = nn.Sequential(*[nn.Sequential(nn.Conv2d(i, o, 3, 1 if k == 0 else 2, 1), nn.BatchNorm2d(o), nn.ReLU())
+                                    for k, (i, o) in enumerate(zip(c[:-1], c[1:]))])
+        self.head = nn.Linear(c[-1], 4 + 2 + 2)
+
+    def forward(self, x): return self.head(self.body(x).mean((2, 3)))
+
+
+def loss_and_hits(net, x, ease, hop, count):
+    out = net(x)
+    le, lh, lc = out[:, :4], out[:, 4:6], out[:, 6:]
+    on = count >= 0
+    loss = F.cross_entropy(le, ease) + F.cross_entropy(lh, hop) + (F.cross_entropy(lc[on], count[on]) if on.any() else 0.0)
+    return loss, ((le.argmax(1) == ease).sum().item(), (lh.argmax(1) == hop).sum().item(), (lc[on].argmax(1) == count[on]).sum().item(), int(on.sum()))
+
+
+def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0) -> dict:
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    train, test = cue_set(n_train, 'train', size, motion), cue_set(n_test, 'test', size, motion)
+    render_s = time.perf_counter() - t0
+    net = CueNet()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    steps = epochs * (n_train // 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        idx = torch.randint(n_train, (64,), generator=g)
+        xb = train[0][idx]
+        if step % 2: xb = xb.flip(-1)                                   # mirrored: the same ease and hops
+        loss, _ = loss_and_hits(net, xb, *(y[idx] for y in train[1:]))
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    train_s = time.perf_counter() - t0
+    net.eval()
+    hits = np.zeros(4)
+    with torch.no_grad():
+        for i in range(0, n_test, 250):
+            hits += loss_and_hits(net, test[0][i:i + 250], *(y[i:i + 250] for y in test[1:]))[1]
+    _, ease, hop, count = test
+    chance = lambda y: float(torch.bincount(y).max()) / len(y)
+    return {'motion': motion, 'size': size, 'train_scenes': n_train, 'test_scenes': n_test,
+            'ease_acc': hits[0] / n_test, 'ease_chance': chance(ease), 'hops_acc': hits[1] / n_test, 'hops_chance': chance(hop),
+            'hop_count_acc (control)': hits[2] / max(hits[3], 1), 'hop_count_chance': chance(count[count >= 0]),
+            'render_s': round(render_s), 'train_s': round(train_s)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--train', type=int, default=6000, help='training scenes (train split)')
+    ap.add_argument('--test', type=int, default=1000, help='held-out scenes (test split)')
+    ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--motions', type=float, nargs='+', default=[1.0, 0.3])
+    ap.add_argument('--epochs', type=int, default=12)
+    ap.add_argument('--out', default='media/ceiling')
+    ap.add_argument('--name', default='cues', help='writes OUT/NAME.csv and OUT/NAME.md (default cues)')
+    ap.add_argument('--threads', type=int)
+    a = ap.parse_args(argv)
+    for name in ('train', 'test', 'epochs', 'threads'):
+        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    if a.train < 64: ap.error('--train must be >= 64 (one batch)')
+    if a.threads: torch.set_num_threads(a.threads)
+    table = pd.DataFrame([run(a.train, a.test, a.size, m, a.epochs) for m in a.motions])
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    md = (f"Reading the timing cues of two keyframes: a {sum(p.numel() for p in CueNet().parameters()):,}-parameter CNN, "
+          f"{a.epochs} epochs, {a.train} one-character ToonClips scenes at {a.size} px\nmachine: {machine()}\n\n"
+          f"{table.round(3).to_markdown(index=False)}\n")
+    write_atomic(out / f'{a.name}.csv', table.to_csv(index=False)); write_atomic(out / f'{a.name}.md', md)
+    print(md)
+
+
+if __name__ == '__main__':
+    main()
