@@ -6,6 +6,7 @@ Chapter 07 measures how large the cues are (under a pixel at 64 px for a moving 
 informed oracle is handed them exactly. This bench asks how much of them a network trained for minutes on this CPU recovers.
 
     python bench/cues.py [--train 6000] [--test 1000] [--size 64] [--motions 1.0 0.3] [--epochs 12] [--out media/ceiling] [--name cues]
+    python bench/cues.py --size 128 --motions 1.0 --name cues_128
 """
 import argparse, sys, time
 from pathlib import Path
