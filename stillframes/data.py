@@ -467,23 +467,24 @@ def _read(ch:dict, new:dict, height:float) -> dict:
     if ch['ease'] != EASES.index('inout'): seen['bend'] = ch['bend']
     return new | seen
 
+def _retimed(s:dict, timing) -> dict:
+    "Scene `s` with each character `ch` given `timing(ch)` and its original kept as `anchor` (so `scene_pose` keeps its keyframes)."
+    return s | {'chars': [ch | timing(ch) | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
+
 def redraw_hidden(s:dict, rng:np.random.Generator, motion:float=1.0, informed:bool=False) -> dict:
     "Scene `s` with its characters' timing (bend, hops, ease, sway) drawn afresh from the prior; `informed` keeps what the keyframes show (`_read`). The original is kept as `anchor`."
     def one(ch):
         new = char_timing(rng, motion) | {'wobble': motion * float(rng.uniform(0, WOBBLE))}
-        if informed: new = _read(ch, new, motion * float(rng.uniform(*HOP_RANGE)))
-        return ch | new | {'anchor': ch.get('anchor', ch)}
-    return s | {'chars': [one(ch) for ch in s['chars']]}
+        return _read(ch, new, motion * float(rng.uniform(*HOP_RANGE))) if informed else new
+    return _retimed(s, one)
 
 def informed_guess(s:dict, motion:float=1.0) -> dict:
     "Scene `s` with one sharp guess at what its keyframes do not show: no sway, one hop of mean height for a character that hops, no bend where the ease hides it. The original is kept as `anchor`."
-    guess = {'wobble': 0.0, 'hops': 1, 'bend': 0.0}
-    return s | {'chars': [ch | _read(ch, guess, motion * sum(HOP_RANGE) / 2) | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
+    return _retimed(s, lambda ch: _read(ch, {'wobble': 0.0, 'hops': 1, 'bend': 0.0}, motion * sum(HOP_RANGE) / 2))
 
 def blind_guess(s:dict) -> dict:
     "Scene `s` with one sharp guess that reads nothing from the keyframes: every character on a straight path with the in-out ease, no hop, no sway."
-    guess = {'ease': EASES.index('inout'), 'bend': 0.0, 'hop': 0.0, 'wobble': 0.0}
-    return s | {'chars': [ch | guess | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
+    return _retimed(s, lambda ch: {'ease': EASES.index('inout'), 'bend': 0.0, 'hop': 0.0, 'wobble': 0.0})
 
 # %% ../nbs/07_data.ipynb #17d257bd
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')

@@ -639,12 +639,12 @@ def hidden_oracles(ds:ToonClips, draws:int=16, seed:int=0, progress:bool=False) 
     if draws < 1: raise ValueError(f"hidden_oracles: draws must be >= 1, got {draws}")
     if ds.frames < 3: raise ValueError(f"hidden_oracles: clips need at least 3 frames (2 keyframes and an in-between), got {ds.frames}")
     rng, ts = np.random.default_rng(seed), [k / (ds.frames - 1) for k in range(1, ds.frames - 1)]
-    draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])
+    draw = lambda s, linear=False: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss, linear=linear) for t in ts])
     clips, out = [], {name: [] for name in ('linear', 'blind guess', 'prior mean', 'informed guess', 'informed mean')}
     for i in tqdm(range(len(ds)), desc='oracles', unit='clip', disable=not progress):
         s = ds.scene(i)
         clips.append(ds[i][0])
-        out['linear'].append(torch.stack([ds.render(i, t, linear=True) for t in ts]))
+        out['linear'].append(draw(s, linear=True))
         out['blind guess'].append(draw(blind_guess(s)))
         out['prior mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion)) for _ in range(draws)]).mean(0))
         out['informed guess'].append(draw(informed_guess(s, ds.motion)))
