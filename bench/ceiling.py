@@ -3,7 +3,8 @@
 Rows, on the clips of bench/peers.py's settings (`stillframes.eval.hidden_oracles`, `oracle_rows`; chapter 07 draws them):
 the cross-fade; `linear` (characters at constant velocity, RIFE's assumption executed perfectly; the camera keeps its ease) and
 `prior mean` (the mean of `--draws` renders with the timing redrawn from the data's prior), with mixtures (1 - alpha) linear +
-alpha mean between them; `blind guess` (every character straight, in-out ease, no hop or sway); then `informed guess` (given the ease, hops and bend that the keyframes' squash and stretch show, one sharp guess at the rest) and
+alpha mean between them; `blind guess` (every character straight, in-out ease, no hop or sway); `told the hop`, `told the
+ease`, `told the ease and bend` (the informed guess handed only those cues, the blind guess's for the rest); then `informed guess` (given the ease, hops and bend that the keyframes' squash and stretch show, one sharp guess at the rest) and
 `informed mean` (the mean of redraws that keep what the keyframes show), with their mixtures. Each row is marked with the
 targets it meets against the RIFE v4.2x and cross-fade rows of media/peers/results_<setting>.csv: PSNR >= 1 dB above the
 better of the two, SSIM >= RIFE's + 0.01, toon FD <= 0.8 x RIFE's; the note says so when that table's cross-fade row differs from

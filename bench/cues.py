@@ -5,8 +5,15 @@ of a hopping character (1 or 2), which no keyframe shows. Scored on held-out tes
 Chapter 07 measures how large the cues are (under a pixel at 64 px for a moving end, 2-3 px for a hop's landing); chapter 06's
 informed oracle is handed them exactly. This bench asks how much of them a network trained for minutes on this CPU recovers.
 
-    python bench/cues.py [--train 6000] [--test 1000] [--size 64] [--motions 1.0 0.3] [--epochs 12] [--out media/ceiling] [--name cues]
+With --score, where a setting of bench/peers.py has the size and motion trained for, the trained network reads the ease and
+the hop of every character of that setting's clips (each character alone on its scene's background, as in training: the
+renderer's own split into characters), and the renderer draws the in-betweens from that reading (`guess_with`), beside the
+same drawn from the true ease and hop. Each row is marked with the in-betweener issue's targets, as in bench/ceiling.py.
+The drawing is still an oracle's: every line and correspondence right; only the cues are read by the network.
+
+    python bench/cues.py [--train 6000] [--test 1000] [--size 64] [--motions 1.0 0.3] [--epochs 12] [--out media/ceiling] [--name cues] [--score]
     python bench/cues.py --size 128 --motions 1.0 --name cues_128
+    python bench/cues.py --train 30000 --motions 1.0 --name cues_30k --score --threads 1
 """
 import argparse, sys, time
 from pathlib import Path
@@ -17,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stillframes.data import ToonClips, render_scene, EASES
+from stillframes.data import ToonClips, render_scene, EASES, guess_with, blind_guess, informed_guess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_atomic
@@ -56,7 +63,47 @@ def loss_and_hits(net, x, ease, hop, count):
     return loss, ((le.argmax(1) == ease).sum().item(), (lh.argmax(1) == hop).sum().item(), (lc[on].argmax(1) == count[on]).sum().item(), int(on.sum()))
 
 
-def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0) -> dict:
+def one_char(s:dict, ch:dict, size:int) -> torch.Tensor:
+    "The network's input for character `ch` of scene `s`: its two keyframes (6, size, size) with it alone on the background."
+    s1 = s | {'chars': [ch]}
+    return torch.cat([render_scene(s1, 0.0, size), render_scene(s1, 1.0, size)])
+
+
+def score(net, key:str, peers_dir, clips:int=None) -> tuple:
+    "Rows drawn from the network's reading of setting `key`'s clips and from the truth, marked with the targets; and the reading's accuracy."
+    from stillframes.eval import evaluate, crossfade, Replay
+    from ceiling import targets, mark, XF
+    from peers import SETTINGS
+    st = SETTINGS[key] | ({'clips': clips} if clips else {})
+    ds = ToonClips(st['clips'], frames=8, size=st['size'], split='test', motion=st['motion'])
+    ts = [k / 7 for k in range(1, 7)]
+    draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])
+    rows, clips, hits, chars = {n: [] for n in ('blind guess', 'told the hop', 'told the ease and the hop', 'read by the CNN (ease, hop)')}, [], np.zeros(2), 0
+    net.eval()
+    for i in range(len(ds)):
+        s = ds.scene(i); clips.append(ds[i][0])
+        with torch.no_grad(): out = net(torch.stack([one_char(s, ch, st['size']) for ch in s['chars']]))
+        read = [{'ease': int(e), 'hop': bool(h)} for e, h in zip(out[:, :4].argmax(1), out[:, 4:6].argmax(1))]
+        hits += [sum(r['ease'] == ch['ease'] for r, ch in zip(read, s['chars'])), sum(r['hop'] == (ch['hop'] > 0) for r, ch in zip(read, s['chars']))]
+        chars += len(s['chars'])
+        rows['blind guess'].append(draw(blind_guess(s)))
+        rows['told the hop'].append(draw(informed_guess(s, ds.motion, ('hop',))))
+        rows['told the ease and the hop'].append(draw(informed_guess(s, ds.motion, ('ease', 'hop'))))
+        rows['read by the CNN (ease, hop)'].append(draw(guess_with(s, read, ds.motion)))
+    clips = torch.stack(clips)
+    table, _ = evaluate({XF: crossfade} | {n: Replay(clips, torch.stack(v)) for n, v in rows.items()}, clips, batch_size=10, progress=False, device='cpu')
+    table = table.drop(columns='ms_per_frame')
+    f = Path(peers_dir) / f'results_{key}.csv'
+    if f.is_file(): table = mark(table, bars := targets(pd.read_csv(f, index_col=0)))
+    else: bars = None
+    title = (f"({key}) {st['clips']} held-out ToonClips (test split), {st['size']} px, motion {st['motion']}: in-betweens drawn by the "
+             f"renderer from the CNN's reading of {chars} characters (ease right {hits[0] / chars:.3f}, hop right {hits[1] / chars:.3f})\n"
+             + (f"targets from {f}: PSNR >= {bars['psnr']:.2f} dB, SSIM >= {bars['ssim']:.4f}, toon FD <= {bars['toon_fd']:.3g}\n" if bars else f"no {f}: no targets\n"))
+    return table, title
+
+
+def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0) -> tuple:
+    "Train a CueNet on `n_train` scenes; (its scores on `n_test` held-out scenes, the network)."
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     train, test = cue_set(n_train, 'train', size, motion), cue_set(n_test, 'test', size, motion)
@@ -81,10 +128,11 @@ def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0)
             hits += loss_and_hits(net, test[0][i:i + 250], *(y[i:i + 250] for y in test[1:]))[1]
     _, ease, hop, count = test
     chance = lambda y: float(torch.bincount(y).max()) / len(y)
-    return {'motion': motion, 'size': size, 'train_scenes': n_train, 'test_scenes': n_test,
+    row = {'motion': motion, 'size': size, 'train_scenes': n_train, 'test_scenes': n_test,
             'ease_acc': hits[0] / n_test, 'ease_chance': chance(ease), 'hops_acc': hits[1] / n_test, 'hops_chance': chance(hop),
             'hop_count_acc (control)': hits[2] / max(hits[3], 1), 'hop_count_chance': chance(count[count >= 0]),
             'render_s': round(render_s), 'train_s': round(train_s)}
+    return row, net
 
 
 def main(argv=None):
@@ -97,16 +145,30 @@ def main(argv=None):
     ap.add_argument('--out', default='media/ceiling')
     ap.add_argument('--name', default='cues', help='writes OUT/NAME.csv and OUT/NAME.md (default cues)')
     ap.add_argument('--threads', type=int)
+    ap.add_argument('--score', action='store_true', help="draw in-betweens from the network's reading on the clips of the bench/peers.py setting with this size and motion")
+    ap.add_argument('--clips', type=int, help="clips scored by --score (default: the setting's, 100 or 50)")
+    ap.add_argument('--peers', default='media/peers', help='folder with bench/peers.py results_<setting>.csv, for the targets of --score')
     a = ap.parse_args(argv)
-    for name in ('train', 'test', 'epochs', 'threads'):
+    for name in ('train', 'test', 'epochs', 'threads', 'clips'):
         if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
     if a.train < 64: ap.error('--train must be >= 64 (one batch)')
     if a.threads: torch.set_num_threads(a.threads)
-    table = pd.DataFrame([run(a.train, a.test, a.size, m, a.epochs) for m in a.motions])
+    from peers import SETTINGS
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    rows, scored = [], ''
+    for m in a.motions:
+        row, net = run(a.train, a.test, a.size, m, a.epochs)
+        rows.append(row)
+        keys = [k for k, st in SETTINGS.items() if st['size'] == a.size and st['motion'] == m] if a.score else []
+        if a.score and not keys: print(f"--score: no bench/peers.py setting has size {a.size} and motion {m}; nothing scored", flush=True)
+        for key in keys:
+            t, title = score(net, key, a.peers, a.clips)
+            scored += f"\n{title}\n{t.round(4).to_markdown(floatfmt='.4g')}\n"
+            write_atomic(out / f'{a.name}_{key}.csv', t.to_csv())
+    table = pd.DataFrame(rows)
     md = (f"Reading the timing cues of two keyframes: a {sum(p.numel() for p in CueNet().parameters()):,}-parameter CNN, "
           f"{a.epochs} epochs, {a.train} one-character ToonClips scenes at {a.size} px\nmachine: {machine()}\n\n"
-          f"{table.round(3).to_markdown(index=False)}\n")
+          f"{table.round(3).to_markdown(index=False)}\n{scored}")
     write_atomic(out / f'{a.name}.csv', table.to_csv(index=False)); write_atomic(out / f'{a.name}.md', md)
     print(md)
 

@@ -6,7 +6,7 @@ Docs: https://stillframes.github.io/stillframes/eval.html.md"""
 
 # %% auto #0
 __all__ = ['INCEPTION_FILE', 'IMAGE_EXTENSIONS', 'FARNEBACK', 'N_CHARS', 'METRIC_LABELS', 'METRIC_NOTE', 'BASELINES',
-           'CANONICAL_CLIPS', 'ORACLE_FAMILIES', 'HIGHER_IS_BETTER', 'psnr', 'ssim', 'gaussian_stats',
+           'CANONICAL_CLIPS', 'ORACLE_FAMILIES', 'TOLD', 'HIGHER_IS_BETTER', 'psnr', 'ssim', 'gaussian_stats',
            'frechet_distance', 'inception_weights', 'inception_net', 'inception_features', 'fid', 'read_folder',
            'fid_folders', 'copy_nearest', 'crossfade', 'farneback', 'flow_interp', 'ToonNet', 'toon_targets',
            'toon_loss', 'toon_accuracy', 'toon_frames', 'train_toon_net', 'toon_net_path', 'save_toon_net',
@@ -632,34 +632,39 @@ class Replay:
         return torch.cat([a[:, None].cpu(), mid, b[:, None].cpu()], 1)
 
 ORACLE_FAMILIES = (('linear', 'prior mean'), ('informed guess', 'informed mean'))   # (sharp guess, mean of its redraws)
+TOLD = {'told the hop': ('hop',), 'told the ease': ('ease',), 'told the ease and bend': ('ease', 'bend')}   # sharp guesses given some of the cues
 
 def hidden_oracles(ds:ToonClips, draws:int=16, seed:int=0, progress:bool=False) -> tuple:
-    "The clips of `ds` and five oracles for their in-betweens, drawn by the renderer (chapter 07): `linear`, `blind guess`, `prior mean`, `informed guess`, `informed mean` (means of `draws` redraws). Returns (clips, {name: (n, m-2, 3, H, W)})."
+    """The clips of `ds` and oracles for their in-betweens, drawn by the renderer (chapter 07): `linear`, `blind guess`,
+    `prior mean`, the sharp guesses of `TOLD` (given some of the cues), `informed guess` (given all), `informed mean` (means
+    of `draws` redraws). Returns (clips, {name: (n, m-2, 3, H, W)})."""
     from tqdm.auto import tqdm
     if draws < 1: raise ValueError(f"hidden_oracles: draws must be >= 1, got {draws}")
     if ds.frames < 3: raise ValueError(f"hidden_oracles: clips need at least 3 frames (2 keyframes and an in-between), got {ds.frames}")
     rng, ts = np.random.default_rng(seed), [k / (ds.frames - 1) for k in range(1, ds.frames - 1)]
     draw = lambda s, linear=False: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss, linear=linear) for t in ts])
-    clips, out = [], {name: [] for name in ('linear', 'blind guess', 'prior mean', 'informed guess', 'informed mean')}
+    clips, out = [], {name: [] for name in ('linear', 'blind guess', 'prior mean', *TOLD, 'informed guess', 'informed mean')}
     for i in tqdm(range(len(ds)), desc='oracles', unit='clip', disable=not progress):
         s = ds.scene(i)
         clips.append(ds[i][0])
         out['linear'].append(draw(s, linear=True))
         out['blind guess'].append(draw(blind_guess(s)))
         out['prior mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion)) for _ in range(draws)]).mean(0))
+        for name, read in TOLD.items(): out[name].append(draw(informed_guess(s, ds.motion, read)))
         out['informed guess'].append(draw(informed_guess(s, ds.motion)))
         out['informed mean'].append(torch.stack([draw(redraw_hidden(s, rng, ds.motion, informed=True)) for _ in range(draws)]).mean(0))
     return torch.stack(clips), {k: torch.stack(v) for k, v in out.items()}
 
 def oracle_rows(clips:torch.Tensor, oracles:dict, alphas=(0.1, 0.2, 0.3, 0.5)) -> dict:
-    "`evaluate` methods: per family of `ORACLE_FAMILIES`, the sharp guess, the mixtures (1 - alpha) guess + alpha mean, and the mean; the blind guess after the first."
+    "`evaluate` methods: per family of `ORACLE_FAMILIES`, the sharp guess, the mixtures (1 - alpha) guess + alpha mean, and the mean; after the first, the blind guess and the guesses of `TOLD`."
     rows = {}
     for sharp, mean in ORACLE_FAMILIES:
         g, m = oracles[sharp], oracles[mean]
         rows[sharp] = Replay(clips, g)
         rows |= {f'{sharp} + {a:g} {mean}': Replay(clips, g, m, a) for a in alphas}
         rows[mean] = Replay(clips, m)
-        if sharp == 'linear' and 'blind guess' in oracles: rows['blind guess'] = Replay(clips, oracles['blind guess'])
+        if sharp == 'linear':
+            rows |= {k: Replay(clips, oracles[k]) for k in ('blind guess', *TOLD) if k in oracles}
     return rows
 
 # %% ../nbs/06_eval.ipynb #41042637

@@ -73,8 +73,9 @@ def test_ceiling_tiny_marks_the_targets(tmp_path):
     assert 'PSNR >= 12.00 dB, SSIM >= 0.5100, toon FD <= 400' in out
     t = pd.read_csv(tmp_path / 'c' / 'results_a.csv', index_col=0)
     for col, ok in (('psnr', t.psnr >= 12), ('ssim', t.ssim >= 0.51), ('toon_fd', t.toon_fd <= 400)): assert (t[f'{col}_ok'] == ok).all()
-    assert list(t.index)[:3] == ['crossfade', 'linear', 'linear + 0.1 prior mean'] and len(t) == 14
-    assert list(t.index)[6:8] == ['prior mean', 'blind guess'] and "cross-fade row differs from this run's" in out
+    assert list(t.index)[:3] == ['crossfade', 'linear', 'linear + 0.1 prior mean'] and len(t) == 17
+    assert list(t.index)[6:11] == ['prior mean', 'blind guess', 'told the hop', 'told the ease', 'told the ease and bend']
+    assert "cross-fade row differs from this run's" in out
     assert list(t.index)[-2:] == ['informed guess + 0.5 informed mean', 'informed mean']
     assert (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
     out = bench('ceiling.py', '--settings', 'b', '--clips', '2', '--draws', '1', '--threads', '1', '--peers', peers, '--out', tmp_path / 'c', tmp_path=tmp_path)
@@ -97,3 +98,19 @@ def test_cues_tiny(tmp_path):
     bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '1.0', '--threads', '1', '--out', tmp_path / 'q', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'q' / 'cues.csv')
     assert len(t) == 1 and 0 <= t.ease_acc[0] <= 1 and 0.25 <= t.ease_chance[0] <= 1 and t.test_scenes[0] == 20
+
+
+def test_cues_score_draws_from_the_reading_and_marks_the_targets(tmp_path):
+    peers = tmp_path / 'peers'; peers.mkdir()
+    pd.DataFrame({'psnr': [10.0, 11.0], 'ssim': [0.5, 0.4], 'toon_fd': [500.0, 600.0]},
+                 index=pd.Index(['RIFE v4.2x (peer)', 'crossfade'], name='method')).to_csv(peers / 'results_a.csv')
+    out = bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '1.0', '0.5', '--score', '--clips', '2',
+                '--threads', '1', '--peers', peers, '--out', tmp_path / 'q', tmp_path=tmp_path)
+    assert 'no bench/peers.py setting has size 64 and motion 0.5' in out and 'PSNR >= 12.00 dB' in out
+    t = pd.read_csv(tmp_path / 'q' / 'cues_a.csv', index_col=0)
+    test_rows = ['crossfade', 'blind guess', 'told the hop', 'told the ease and the hop', 'read by the CNN (ease, hop)']
+    assert list(t.index) == test_rows and (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
+    assert not (tmp_path / 'q' / 'cues_b.csv').exists()
+    e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
+    r = subprocess.run([sys.executable, str(BENCH / 'cues.py'), '--clips', '0', '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
+    assert r.returncode == 2 and 'must be >= 1' in r.stderr.strip().splitlines()[-1]
