@@ -482,12 +482,13 @@ def redraw_hidden(s:dict, rng:np.random.Generator, motion:float=1.0, informed:bo
         return _read(ch, new, motion * float(rng.uniform(*HOP_RANGE))) if informed else new
     return _retimed(s, one)
 
+_BLIND = {'ease': EASES.index('inout'), 'hop': 0.0, 'bend': 0.0, 'wobble': 0.0, 'hops': 1}   # the blind guess's timing
+
 def informed_guess(s:dict, motion:float=1.0, read=CUES) -> dict:
     """Scene `s` given the cues in `read` (default all of `CUES`) and one sharp guess at the rest: no sway, one hop of mean
     height for a character that hops, no bend where the ease hides it; a cue not read is guessed as `blind_guess` does
     (in-out ease, no hop, no bend). The original is kept as `anchor`."""
-    blind = {'ease': EASES.index('inout'), 'hop': 0.0, 'bend': 0.0, 'wobble': 0.0, 'hops': 1}
-    return _retimed(s, lambda ch: _read(ch, blind, motion * sum(HOP_RANGE) / 2, read))
+    return _retimed(s, lambda ch: _read(ch, _BLIND, motion * sum(HOP_RANGE) / 2, read))
 
 def guess_with(s:dict, readings, motion:float=1.0) -> dict:
     """Scene `s` drawn with a reading of its cues, one dict per character with any of `ease` (an index of `EASES`), `hop`
@@ -495,12 +496,16 @@ def guess_with(s:dict, readings, motion:float=1.0) -> dict:
     The original is kept as `anchor`."""
     if len(readings) != len(s['chars']): raise ValueError(f"guess_with: {len(readings)} readings for {len(s['chars'])} characters")
     if bad := {k for r in readings for k in r} - set(CUES): raise ValueError(f"guess_with: unknown cues {sorted(bad)}; the keyframes show {CUES}")
-    blind, h, todo = {'ease': EASES.index('inout'), 'hop': 0.0, 'bend': 0.0, 'wobble': 0.0, 'hops': 1}, motion * sum(HOP_RANGE) / 2, iter(readings)
-    return _retimed(s, lambda ch: blind | (r := next(todo)) | ({'hop': h if r['hop'] else 0.0} if 'hop' in r else {}))   # readings in character order
+    def timing(r):
+        t = _BLIND | r
+        if 'hop' in r: t['hop'] = motion * sum(HOP_RANGE) / 2 if r['hop'] else 0.0
+        return t
+    timings = iter([timing(r) for r in readings])
+    return _retimed(s, lambda ch: next(timings))          # _retimed visits the characters in order
 
 def blind_guess(s:dict) -> dict:
     "Scene `s` with one sharp guess that reads nothing from the keyframes: every character on a straight path with the in-out ease, no hop, no sway."
-    return _retimed(s, lambda ch: {'ease': EASES.index('inout'), 'bend': 0.0, 'hop': 0.0, 'wobble': 0.0})
+    return _retimed(s, lambda ch: _BLIND)
 
 # %% ../nbs/07_data.ipynb #17d257bd
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')

@@ -106,11 +106,17 @@ def test_cues_score_draws_from_the_reading_and_marks_the_targets(tmp_path):
                  index=pd.Index(['RIFE v4.2x (peer)', 'crossfade'], name='method')).to_csv(peers / 'results_a.csv')
     out = bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '1.0', '0.5', '--score', '--clips', '2',
                 '--threads', '1', '--peers', peers, '--out', tmp_path / 'q', tmp_path=tmp_path)
-    assert 'no bench/peers.py setting has size 64 and motion 0.5' in out and 'PSNR >= 12.00 dB' in out
+    assert 'no bench/peers.py setting has motion 0.5' in out and 'PSNR >= 12.00 dB' in out
     t = pd.read_csv(tmp_path / 'q' / 'cues_a.csv', index_col=0)
     test_rows = ['crossfade', 'blind guess', 'told the hop', 'told the ease and the hop', 'read by the CNN (ease, hop)']
     assert list(t.index) == test_rows and (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
-    assert not (tmp_path / 'q' / 'cues_b.csv').exists()
+    assert not (tmp_path / 'q' / 'cues_b.csv').exists() and (tmp_path / 'q' / 'cues_c.csv').exists()   # (c) has motion 1.0 too
+    bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '0.3', '--bend', '--score', '--clips', '1',
+          '--threads', '1', '--peers', peers, '--out', tmp_path / 'q', '--name', 'bend', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'q' / 'bend_b.csv', index_col=0)
+    assert list(t.index) == test_rows + ['told the ease, hop and bend', 'read by the CNN (ease, hop, bend)']
+    row = pd.read_csv(tmp_path / 'q' / 'bend.csv').iloc[0]
+    assert row.bend_mae >= 0 and 0.1 < row.bend_mae_if_zero < 0.4                 # |bend| of uniform [-0.5, 0.5] averages 0.25
     e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
     r = subprocess.run([sys.executable, str(BENCH / 'cues.py'), '--clips', '0', '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
     assert r.returncode == 2 and 'must be >= 1' in r.stderr.strip().splitlines()[-1]
