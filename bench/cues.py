@@ -82,17 +82,17 @@ def loss_and_hits(net, x, ease, hop, count, bend):
     return loss, tuple(hits)
 
 
-def score(net, size:int, key:str, peers_dir, clips:int=None) -> tuple:
+def score(net, size:int, key:str, peers_dir, n_clips:int=None) -> tuple:
     "Rows drawn from the network's reading (at `size` px) of setting `key`'s clips and from the truth, marked with the targets; and the reading's accuracy."
     from stillframes.eval import evaluate, crossfade, Replay
     from ceiling import targets, mark, XF
     from peers import SETTINGS
-    st = SETTINGS[key] | ({'clips': clips} if clips else {})
+    st = SETTINGS[key] | ({'clips': n_clips} if n_clips else {})
     ds = ToonClips(st['clips'], frames=8, size=st['size'], split='test', motion=st['motion'])
     ts = [k / 7 for k in range(1, 7)]
     draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])
-    names = ['blind guess', 'told the hop', 'told the ease and the hop', 'read by the CNN (ease, hop)']
-    if net.bend: names += ['told the ease, hop and bend', 'read by the CNN (ease, hop, bend)']
+    names = ['blind guess', 'told the hop', 'told the ease and hop', 'read by the CNN (ease, hop)']
+    if net.bend: names += ['informed guess', 'read by the CNN (ease, hop, bend)']
     rows, clips, hits, chars, bend_err, bends = {n: [] for n in names}, [], np.zeros(2), 0, 0.0, 0
     net.eval()
     for i in range(len(ds)):
@@ -107,10 +107,10 @@ def score(net, size:int, key:str, peers_dir, clips:int=None) -> tuple:
         chars += len(s['chars'])
         rows['blind guess'].append(draw(blind_guess(s)))
         rows['told the hop'].append(draw(informed_guess(s, ds.motion, ('hop',))))
-        rows['told the ease and the hop'].append(draw(informed_guess(s, ds.motion, ('ease', 'hop'))))
+        rows['told the ease and hop'].append(draw(informed_guess(s, ds.motion, ('ease', 'hop'))))
         rows['read by the CNN (ease, hop)'].append(draw(guess_with(s, read, ds.motion)))
         if net.bend:
-            rows['told the ease, hop and bend'].append(draw(informed_guess(s, ds.motion)))
+            rows['informed guess'].append(draw(informed_guess(s, ds.motion)))
             rows['read by the CNN (ease, hop, bend)'].append(draw(guess_with(s, with_bend, ds.motion)))
     clips = torch.stack(clips)
     table, _ = evaluate({XF: crossfade} | {n: Replay(clips, torch.stack(v)) for n, v in rows.items()}, clips, batch_size=10, progress=False, device='cpu')

@@ -500,8 +500,8 @@ def guess_with(s:dict, readings, motion:float=1.0) -> dict:
         t = _BLIND | r
         if 'hop' in r: t['hop'] = motion * sum(HOP_RANGE) / 2 if r['hop'] else 0.0
         return t
-    timings = iter([timing(r) for r in readings])
-    return _retimed(s, lambda ch: next(timings))          # _retimed visits the characters in order
+    by_char = {id(ch): timing(r) for ch, r in zip(s['chars'], readings)}
+    return _retimed(s, lambda ch: by_char[id(ch)])
 
 def blind_guess(s:dict) -> dict:
     "Scene `s` with one sharp guess that reads nothing from the keyframes: every character on a straight path with the in-out ease, no hop, no sway."

@@ -108,15 +108,37 @@ def test_cues_score_draws_from_the_reading_and_marks_the_targets(tmp_path):
                 '--threads', '1', '--peers', peers, '--out', tmp_path / 'q', tmp_path=tmp_path)
     assert 'no bench/peers.py setting has motion 0.5' in out and 'PSNR >= 12.00 dB' in out
     t = pd.read_csv(tmp_path / 'q' / 'cues_a.csv', index_col=0)
-    test_rows = ['crossfade', 'blind guess', 'told the hop', 'told the ease and the hop', 'read by the CNN (ease, hop)']
+    test_rows = ['crossfade', 'blind guess', 'told the hop', 'told the ease and hop', 'read by the CNN (ease, hop)']
     assert list(t.index) == test_rows and (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
     assert not (tmp_path / 'q' / 'cues_b.csv').exists() and (tmp_path / 'q' / 'cues_c.csv').exists()   # (c) has motion 1.0 too
     bench('cues.py', '--train', '64', '--test', '20', '--epochs', '1', '--motions', '0.3', '--bend', '--score', '--clips', '1',
           '--threads', '1', '--peers', peers, '--out', tmp_path / 'q', '--name', 'bend', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'q' / 'bend_b.csv', index_col=0)
-    assert list(t.index) == test_rows + ['told the ease, hop and bend', 'read by the CNN (ease, hop, bend)']
+    assert list(t.index) == test_rows + ['informed guess', 'read by the CNN (ease, hop, bend)']
     row = pd.read_csv(tmp_path / 'q' / 'bend.csv').iloc[0]
     assert row.bend_mae >= 0 and 0.1 < row.bend_mae_if_zero < 0.4                 # |bend| of uniform [-0.5, 0.5] averages 0.25
     e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
     r = subprocess.run([sys.executable, str(BENCH / 'cues.py'), '--clips', '0', '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
     assert r.returncode == 2 and 'must be >= 1' in r.stderr.strip().splitlines()[-1]
+
+
+def test_cues_score_draws_only_what_the_network_reads(tmp_path, monkeypatch):
+    import numpy as np, torch
+    monkeypatch.setenv('STILLFRAMES_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.syspath_prepend(str(BENCH))
+    import cues
+
+    class Reads(torch.nn.Module):
+        "Reads every character as in-out, not hopping (the blind guess), or as `ease`, hopping."
+        def __init__(self, ease=cues.INOUT, hop=0): super().__init__(); self.bend, self.ease, self.hop = False, ease, hop
+        def forward(self, x):
+            out = torch.zeros(len(x), 8)
+            out[:, self.ease] = 1.0; out[:, 4 + self.hop] = 1.0
+            return out
+
+    cols = ['psnr', 'ssim', 'line_cd', 'toon_fd']
+    t, title = cues.score(Reads(), 64, 'a', tmp_path / 'none', n_clips=2)
+    assert np.allclose(t.loc['read by the CNN (ease, hop)', cols], t.loc['blind guess', cols]) and 'no targets' in title
+    t2, _ = cues.score(Reads(ease=0, hop=1), 64, 'a', tmp_path / 'none', n_clips=2)
+    assert not np.allclose(t2.loc['read by the CNN (ease, hop)', cols], t2.loc['blind guess', cols])   # another reading, another drawing
+    assert np.allclose(t2.loc['blind guess', cols], t.loc['blind guess', cols])
