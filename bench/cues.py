@@ -12,10 +12,15 @@ network's size, as in training: the renderer's own split into characters), and t
 reading (`guess_with`), beside the same drawn from the true cues. Each row is marked with the in-betweener issue's targets,
 as in bench/ceiling.py. The drawing is still an oracle's, every line and correspondence right: only the cues are read.
 
+With --crop N, the network reads every character (in training and in --score) from an N x N crop of the full keyframes
+around where it stands in each (`char_crops`): the other characters and props stay in the picture, and the renderer's
+split is replaced by the character's position alone.
+
     python bench/cues.py [--train 6000] [--test 1000] [--size 64] [--motions 1.0 0.3] [--epochs 12] [--out media/ceiling] [--name cues] [--score]
     python bench/cues.py --size 128 --motions 1.0 --name cues_128
     python bench/cues.py --train 30000 --name cues_30k --score
     python bench/cues.py --train 30000 --name cues_bend --bend --score
+    python bench/cues.py --train 30000 --motions 1.0 --crop 32 --name cues_crop --score
 """
 import argparse, sys, time
 from pathlib import Path
@@ -26,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stillframes.data import ToonClips, render_scene, EASES, guess_with, blind_guess, informed_guess
+from stillframes.data import ToonClips, render_scene, EASES, guess_with, blind_guess, informed_guess, char_pose
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_atomic
@@ -41,17 +46,44 @@ def one_char(s:dict, ch:dict, size:int) -> torch.Tensor:
     return torch.cat([render_scene(s1, 0.0, size), render_scene(s1, 1.0, size)])
 
 
-def cue_set(n:int, split:str, size:int, motion:float) -> tuple:
-    """Keyframe pairs (n, 6, size, size) of one-character scenes and their labels: ease, hops (0/1), hop count - 1 (-1 if
-    none), and the bend of the arc (NaN where the in-out ease hides it)."""
+def _crop(frame:torch.Tensor, cx:float, cy:float, n:int) -> torch.Tensor:
+    "The (3, n, n) window of `frame` centred on pixel position (cx, cy), zero (mid-grey) outside the frame."
+    f = F.pad(frame[None], (n, n, n, n))[0]
+    i, j = round(cy - 0.5) + n - n // 2, round(cx - 0.5) + n - n // 2
+    return f[:, i:i + n, j:j + n]
+
+
+def char_crops(s:dict, size:int, n:int) -> torch.Tensor:
+    """The network's input with `--crop n`, per character of scene `s`: the full keyframes at `size` px, every character
+    and prop in them, cropped n x n around where the character stands in each (from the renderer: a location, not a
+    drawing of it alone). (k, 6, n, n)."""
+    f0, f1 = render_scene(s, 0.0, size), render_scene(s, 1.0, size)
+    out = []
+    for ch in s['chars']:
+        (x0, y0), _, _ = char_pose(ch, 0.0)
+        (x1, y1), _, _ = char_pose(ch, 1.0)          # the camera has panned by s['pan'] at t = 1 (its ease ends at 1)
+        out.append(torch.cat([_crop(f0, x0 * size, y0 * size, n), _crop(f1, (x1 - s['pan']) * size, y1 * size, n)]))
+    return torch.stack(out)
+
+
+def inputs(s:dict, size:int, crop:int=0) -> torch.Tensor:
+    "What the network sees of each character of `s`: alone on the background (`crop` 0), or `char_crops`."
+    return char_crops(s, size, crop) if crop else torch.stack([one_char(s, ch, size) for ch in s['chars']])
+
+
+def cue_set(n:int, split:str, size:int, motion:float, crop:int=0) -> tuple:
+    """Keyframe pairs (m, 6, size, size) and their labels: ease, hops (0/1), hop count - 1 (-1 if none), and the bend of the
+    arc (NaN where the in-out ease hides it). Without `crop`, the first character of each of `n` scenes, alone on its
+    background (m = n); with `crop`, every character of the `n` scenes, as `char_crops` sees it."""
     ds = ToonClips(n, size=size, split=split, motion=motion)
     x, ease, hop, count, bend = [], [], [], [], []
     for i in range(n):
         s = ds.scene(i)
-        ch = s['chars'][0]
-        x.append(one_char(s, ch, size))
-        ease.append(ch['ease']); hop.append(int(ch['hop'] > 0)); count.append(ch['hops'] - 1 if ch['hop'] > 0 else -1)
-        bend.append(float('nan') if ch['ease'] == INOUT else ch['bend'])
+        chars = s['chars'] if crop else s['chars'][:1]
+        x += list(char_crops(s, size, crop)) if crop else [one_char(s, chars[0], size)]
+        for ch in chars:
+            ease.append(ch['ease']); hop.append(int(ch['hop'] > 0)); count.append(ch['hops'] - 1 if ch['hop'] > 0 else -1)
+            bend.append(float('nan') if ch['ease'] == INOUT else ch['bend'])
     return torch.stack(x), torch.tensor(ease), torch.tensor(hop), torch.tensor(count), torch.tensor(bend)
 
 
@@ -97,7 +129,7 @@ def score(net, size:int, key:str, peers_dir, n_clips:int=None) -> tuple:
     net.eval()
     for i in range(len(ds)):
         s = ds.scene(i); clips.append(ds[i][0])
-        with torch.no_grad(): out = net(torch.stack([one_char(s, ch, size) for ch in s['chars']]))
+        with torch.no_grad(): out = net(inputs(s, size, getattr(net, 'crop', 0)))
         read = [{'ease': int(e), 'hop': bool(h)} for e, h in zip(out[:, :4].argmax(1), out[:, 4:6].argmax(1))]
         if net.bend:                                       # a bend read where the ease read shows one
             with_bend = [r | ({'bend': float(b) / BEND_SCALE} if r['ease'] != INOUT else {}) for r, b in zip(read, out[:, 8])]
@@ -125,20 +157,22 @@ def score(net, size:int, key:str, peers_dir, n_clips:int=None) -> tuple:
     return table, title
 
 
-def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0, bend:bool=False) -> tuple:
-    "Train a CueNet on `n_train` scenes; (its scores on `n_test` held-out scenes, the network)."
+def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0, bend:bool=False, crop:int=0) -> tuple:
+    "Train a CueNet on `n_train` scenes; (its scores on `n_test` held-out scenes (their characters, with `crop`), the network)."
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    train, test = cue_set(n_train, 'train', size, motion), cue_set(n_test, 'test', size, motion)
+    train, test = cue_set(n_train, 'train', size, motion, crop), cue_set(n_test, 'test', size, motion, crop)
+    n_seen, n_held = len(train[0]), len(test[0])     # characters: one per scene without crop
     render_s = time.perf_counter() - t0
     net = CueNet(bend=bend)
+    net.crop = crop
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    steps = epochs * (n_train // 64)
+    steps = epochs * (n_seen // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     for step in range(steps):
-        idx = torch.randint(n_train, (64,), generator=g)
+        idx = torch.randint(n_seen, (64,), generator=g)
         xb, ys = train[0][idx], [y[idx] for y in train[1:]]
         if step % 2: xb, ys[-1] = xb.flip(-1), -ys[-1]                  # mirrored: the same ease and hops, the bend negated
         loss, _ = loss_and_hits(net, xb, *ys)
@@ -147,14 +181,15 @@ def run(n_train:int, n_test:int, size:int, motion:float, epochs:int, seed:int=0,
     net.eval()
     hits = np.zeros(6)
     with torch.no_grad():
-        for i in range(0, n_test, 250):
+        for i in range(0, n_held, 250):
             hits += loss_and_hits(net, test[0][i:i + 250], *(y[i:i + 250] for y in test[1:]))[1]
     _, ease, hop, count, bend_true = test
     chance = lambda y: float(torch.bincount(y).max()) / len(y)
     row = {'motion': motion, 'size': size, 'train_scenes': n_train, 'test_scenes': n_test,
-            'ease_acc': hits[0] / n_test, 'ease_chance': chance(ease), 'hops_acc': hits[1] / n_test, 'hops_chance': chance(hop),
+            'ease_acc': hits[0] / n_held, 'ease_chance': chance(ease), 'hops_acc': hits[1] / n_held, 'hops_chance': chance(hop),
             'hop_count_acc (control)': hits[2] / max(hits[3], 1), 'hop_count_chance': chance(count[count >= 0]),
             'render_s': round(render_s), 'train_s': round(train_s)}
+    if crop: row |= {'crop': crop, 'train_chars': n_seen, 'test_chars': n_held}
     if bend:
         shown = bend_true[~bend_true.isnan()]
         row |= {'bend_mae': hits[4] / max(hits[5], 1), 'bend_mae_if_zero': float(shown.abs().mean())}
@@ -172,6 +207,7 @@ def main(argv=None):
     ap.add_argument('--name', default='cues', help='writes OUT/NAME.csv and OUT/NAME.md (default cues)')
     ap.add_argument('--threads', type=int)
     ap.add_argument('--bend', action='store_true', help='also read the bend of the arc (a regression head) and, with --score, draw from it')
+    ap.add_argument('--crop', type=int, default=0, help='read each character from an N x N crop of the full keyframes around it (char_crops), not alone on its background')
     ap.add_argument('--score', action='store_true', help="draw in-betweens from the network's reading on the clips of the bench/peers.py settings with this motion")
     ap.add_argument('--clips', type=int, help="clips scored by --score (default: the setting's, 100 or 50)")
     ap.add_argument('--peers', default='media/peers', help='folder with bench/peers.py results_<setting>.csv, for the targets of --score')
@@ -179,12 +215,13 @@ def main(argv=None):
     for name in ('train', 'test', 'epochs', 'threads', 'clips'):
         if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
     if a.train < 64: ap.error('--train must be >= 64 (one batch)')
+    if a.crop and not 8 <= a.crop <= a.size: ap.error(f'--crop must be between 8 and --size ({a.size}), or 0 for none')
     if a.threads: torch.set_num_threads(a.threads)
     from peers import SETTINGS
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     rows, scored = [], ''
     for m in a.motions:
-        row, net = run(a.train, a.test, a.size, m, a.epochs, bend=a.bend)
+        row, net = run(a.train, a.test, a.size, m, a.epochs, bend=a.bend, crop=a.crop)
         rows.append(row)
         keys = [k for k, st in SETTINGS.items() if st['motion'] == m] if a.score else []
         if a.score and not keys: print(f"--score: no bench/peers.py setting has motion {m}; nothing scored", flush=True)
@@ -194,7 +231,8 @@ def main(argv=None):
             write_atomic(out / f'{a.name}_{key}.csv', t.to_csv())
     table = pd.DataFrame(rows)
     md = (f"Reading the timing cues of two keyframes: a {sum(p.numel() for p in CueNet(bend=a.bend).parameters()):,}-parameter CNN, "
-          f"{a.epochs} epochs, {a.train} one-character ToonClips scenes at {a.size} px\nmachine: {machine()}\n\n"
+          f"{a.epochs} epochs, {a.train} " + (f"ToonClips scenes at {a.size} px, every character read from a {a.crop}x{a.crop} crop of the full keyframes around it"
+                                             if a.crop else f"one-character ToonClips scenes at {a.size} px") + f"\nmachine: {machine()}\n\n"
           f"{table.round(3).to_markdown(index=False)}\n{scored}")
     write_atomic(out / f'{a.name}.csv', table.to_csv(index=False)); write_atomic(out / f'{a.name}.md', md)
     print(md)

@@ -142,3 +142,25 @@ def test_cues_score_draws_only_what_the_network_reads(tmp_path, monkeypatch):
     t2, _ = cues.score(Reads(ease=0, hop=1), 64, 'a', tmp_path / 'none', n_clips=2)
     assert not np.allclose(t2.loc['read by the CNN (ease, hop)', cols], t2.loc['blind guess', cols])   # another reading, another drawing
     assert np.allclose(t2.loc['blind guess', cols], t.loc['blind guess', cols])
+
+
+def test_cues_crops_centre_on_each_character(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import cues
+    from stillframes.data import ToonClips, char_pose, render_scene, LAYERS
+    f = torch.zeros(3, 20, 30); f[:, 5, 27] = 1.0                    # one lit pixel, row 5, column 27 (centre x = 27.5)
+    c = cues._crop(f, 27.5, 5.5, 8)
+    assert c.shape == (3, 8, 8) and c[0, 4, 4] == 1.0 and c.sum() == 3.0   # at the crop's centre, the rest zero-padded
+    s = ToonClips(3, size=64, split='test').scene(1)
+    x = cues.char_crops(s, 64, 32)
+    assert x.shape == (len(s['chars']), 6, 32, 32)
+    j = len(s['chars']) - 1                                           # the front character, drawn over the rest
+    for k, t in enumerate((0.0, 1.0)):                                # its layer id at the centre of both crops
+        (cx, cy), _, _ = char_pose(s['chars'][j], t)
+        frame, layer = render_scene(s, t, 64, layers=True)
+        i0, j0 = round(cy * 64 - 0.5), round((cx - s['pan'] * t) * 64 - 0.5)
+        assert layer[i0, j0] == len(LAYERS) + j and torch.equal(x[j, 3 * k:3 * k + 3, 16, 16], frame[:, i0, j0])
+    e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
+    r = subprocess.run([sys.executable, str(BENCH / 'cues.py'), '--crop', '4', '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
+    assert r.returncode == 2 and '--crop must be between 8' in r.stderr.strip().splitlines()[-1]
