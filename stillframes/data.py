@@ -464,22 +464,28 @@ def render_clip(s:dict, frames:int, size=64, style='A', ss:int=None, flow:bool=F
 # %% ../nbs/07_data.ipynb #152eb599
 CUES = ('ease', 'hop', 'bend')   # what squash and stretch at the keyframes show of a character's timing
 
-def _read(ch:dict, new:dict, height:float, read=CUES) -> dict:
-    "Timing `new`, corrected by the cues in `read` that squash and stretch at the keyframes show of `ch`: its ease, whether it hops (then at `height`), and its bend unless the ease is in-out (no speed at either end)."
+def _seen(ch:dict, read=CUES) -> dict:
+    "The cues in `read` that squash and stretch at the keyframes show of `ch`, as a reading: its ease, whether it hops, and its bend unless the ease is in-out (no speed at either end)."
     if unknown := set(read) - set(CUES): raise ValueError(f"read: unknown cues {sorted(unknown)}; the keyframes show {CUES}")
-    seen = {'ease': ch['ease'], 'hop': height if ch['hop'] > 0 else 0.0}
+    seen = {'ease': ch['ease'], 'hop': ch['hop'] > 0}
     if ch['ease'] != EASES.index('inout'): seen['bend'] = ch['bend']
-    return new | {k: v for k, v in seen.items() if k in read}
+    return {k: v for k, v in seen.items() if k in read}
+
+def _apply(new:dict, reading:dict, height:float) -> dict:
+    "Timing `new` corrected by `reading` (as `_seen` gives it); a character read as hopping hops at `height`."
+    t = new | reading
+    if 'hop' in reading: t['hop'] = height if reading['hop'] else 0.0
+    return t
 
 def _retimed(s:dict, timing) -> dict:
     "Scene `s` with each character `ch` given `timing(ch)` and its original kept as `anchor` (so `scene_pose` keeps its keyframes)."
     return s | {'chars': [ch | timing(ch) | {'anchor': ch.get('anchor', ch)} for ch in s['chars']]}
 
 def redraw_hidden(s:dict, rng:np.random.Generator, motion:float=1.0, informed:bool=False) -> dict:
-    "Scene `s` with its characters' timing (bend, hops, ease, sway) drawn afresh from the prior; `informed` keeps what the keyframes show (`_read`). The original is kept as `anchor`."
+    "Scene `s` with its characters' timing (bend, hops, ease, sway) drawn afresh from the prior; `informed` keeps what the keyframes show (`_seen`). The original is kept as `anchor`."
     def one(ch):
         new = char_timing(rng, motion) | {'wobble': motion * float(rng.uniform(0, WOBBLE))}
-        return _read(ch, new, motion * float(rng.uniform(*HOP_RANGE))) if informed else new
+        return _apply(new, _seen(ch), motion * float(rng.uniform(*HOP_RANGE))) if informed else new
     return _retimed(s, one)
 
 _BLIND = {'ease': EASES.index('inout'), 'hop': 0.0, 'bend': 0.0, 'wobble': 0.0, 'hops': 1}   # the blind guess's timing
@@ -488,7 +494,7 @@ def informed_guess(s:dict, motion:float=1.0, read=CUES) -> dict:
     """Scene `s` given the cues in `read` (default all of `CUES`) and one sharp guess at the rest: no sway, one hop of mean
     height for a character that hops, no bend where the ease hides it; a cue not read is guessed as `blind_guess` does
     (in-out ease, no hop, no bend). The original is kept as `anchor`."""
-    return _retimed(s, lambda ch: _read(ch, _BLIND, motion * sum(HOP_RANGE) / 2, read))
+    return guess_with(s, [_seen(ch, read) for ch in s['chars']], motion)
 
 def guess_with(s:dict, readings, motion:float=1.0) -> dict:
     """Scene `s` drawn with a reading of its cues, one dict per character with any of `ease` (an index of `EASES`), `hop`
@@ -496,11 +502,7 @@ def guess_with(s:dict, readings, motion:float=1.0) -> dict:
     The original is kept as `anchor`."""
     if len(readings) != len(s['chars']): raise ValueError(f"guess_with: {len(readings)} readings for {len(s['chars'])} characters")
     if bad := {k for r in readings for k in r} - set(CUES): raise ValueError(f"guess_with: unknown cues {sorted(bad)}; the keyframes show {CUES}")
-    def timing(r):
-        t = _BLIND | r
-        if 'hop' in r: t['hop'] = motion * sum(HOP_RANGE) / 2 if r['hop'] else 0.0
-        return t
-    by_char = {id(ch): timing(r) for ch, r in zip(s['chars'], readings)}
+    by_char = {id(ch): _apply(_BLIND, r, motion * sum(HOP_RANGE) / 2) for ch, r in zip(s['chars'], readings)}
     return _retimed(s, lambda ch: by_char[id(ch)])
 
 def blind_guess(s:dict) -> dict:
