@@ -44,6 +44,33 @@ def mark(table:pd.DataFrame, bars:dict) -> pd.DataFrame:
     return t
 
 
+def marked(table:pd.DataFrame, f:Path) -> tuple:
+    "`table` marked with the targets from the peers table `f` (`mark`), and the note that says which (or why there are none)."
+    if f.is_file():
+        peers = pd.read_csv(f, index_col=0)
+        if RIFE in peers.index and XF in peers.index:
+            bars = targets(peers)
+            same = abs(peers.loc[XF, 'psnr'] - table.loc[XF, 'psnr']) < 1e-3 and abs(peers.loc[XF, 'ssim'] - table.loc[XF, 'ssim']) < 1e-4
+            clips_note = 'RIFE and cross-fade on the same clips' if same else 'WARNING: its cross-fade row differs from this run\'s: other clips'
+            return mark(table, bars), (f"targets from {f} ({clips_note}): PSNR >= {bars['psnr']:.2f} dB, "
+                                       f"SSIM >= {bars['ssim']:.4f}, toon FD <= {bars['toon_fd']:.3g}\n")
+    return table, f"no RIFE and cross-fade rows in {f}: run bench/peers.py first for the targets\n"
+
+
+def write_setting(out:Path, key:str, title:str, note:str, table:pd.DataFrame):
+    "Print one setting's table under its title, the machine and `note`, and write it as OUT/results_KEY.csv and .md."
+    md = f"{title}\nmachine: {machine()}\n{note}\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
+    write_atomic(out / f'results_{key}.csv', table.to_csv())
+    write_atomic(out / f'results_{key}.md', md)
+    print(md, flush=True)
+
+
+def write_summary(out:Path):
+    "OUT/results.md: every setting's table in the folder, in order."
+    write_atomic(out / 'results.md', '\n'.join(f.read_text() for f in sorted(out.glob('results_*.md'))))
+    print(f"wrote {out}/results.md and results_<setting>.csv/.md")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=list(SETTINGS))
@@ -63,26 +90,11 @@ def main(argv=None):
         clips, oracles = hidden_oracles(ds, a.draws)
         table, _ = evaluate({XF: crossfade} | oracle_rows(clips, oracles), clips, batch_size=10, progress=False, device='cpu')
         table = table.drop(columns='ms_per_frame')
-        f = Path(a.peers) / f'results_{key}.csv'
-        note = ''
-        if f.is_file():
-            peers = pd.read_csv(f, index_col=0)
-            if RIFE in peers.index and XF in peers.index:
-                bars = targets(peers)
-                table = mark(table, bars)
-                same = abs(peers.loc[XF, 'psnr'] - table.loc[XF, 'psnr']) < 1e-3 and abs(peers.loc[XF, 'ssim'] - table.loc[XF, 'ssim']) < 1e-4
-                clips_note = 'RIFE and cross-fade on the same clips' if same else 'WARNING: its cross-fade row differs from this run\'s: other clips'
-                note = (f"targets from {f} ({clips_note}): PSNR >= {bars['psnr']:.2f} dB, "
-                        f"SSIM >= {bars['ssim']:.4f}, toon FD <= {bars['toon_fd']:.3g}\n")
-        if not note: note = f"no RIFE and cross-fade rows in {f}: run bench/peers.py first for the targets\n"
+        table, note = marked(table, Path(a.peers) / f'results_{key}.csv')
         title = (f"({key}) {s['clips']} held-out ToonClips (test split), {s['size']} px, 8 frames (in-betweens 1..6), "
                  f"motion {s['motion']}, means of {a.draws} redraws")
-        md = f"{title}\nmachine: {machine()}\n{note}\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
-        write_atomic(out / f'results_{key}.csv', table.to_csv())
-        write_atomic(out / f'results_{key}.md', md)
-        print(md, flush=True)
-    write_atomic(out / 'results.md', '\n'.join(f.read_text() for f in sorted(out.glob('results_*.md'))))
-    print(f"wrote {out}/results.md and results_<setting>.csv/.md")
+        write_setting(out, key, title, note, table)
+    write_summary(out)
 
 
 if __name__ == '__main__':

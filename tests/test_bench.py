@@ -2,6 +2,7 @@
 import os, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 BENCH = Path(__file__).resolve().parent.parent / 'bench'
@@ -164,3 +165,38 @@ def test_cues_crops_centre_on_each_character(tmp_path, monkeypatch):
     e = {**os.environ, 'STILLFRAMES_CACHE': str(tmp_path / 'cache')}
     r = subprocess.run([sys.executable, str(BENCH / 'cues.py'), '--crop', '4', '--out', str(tmp_path / 'x')], capture_output=True, text=True, env=e, timeout=300)
     assert r.returncode == 2 and '--crop must be between 8' in r.stderr.strip().splitlines()[-1]
+
+
+def test_handover_tiny_sweeps_gamma_and_marks_the_targets(tmp_path):
+    peers = tmp_path / 'peers'; peers.mkdir()
+    pd.DataFrame({'psnr': [10.0, 11.0], 'ssim': [0.5, 0.4], 'toon_fd': [500.0, 600.0]},
+                 index=pd.Index(['RIFE v4.2x (peer)', 'crossfade'], name='method')).to_csv(peers / 'results_a.csv')
+    out = bench('handover.py', '--settings', 'a', '--clips', '2', '--gammas', '1', '6', '100', '--threads', '1', '--peers', peers,
+                '--out', tmp_path / 'h', tmp_path=tmp_path)
+    assert 'PSNR >= 12.00 dB, SSIM >= 0.5100, toon FD <= 400' in out
+    t = pd.read_csv(tmp_path / 'h' / 'results_a.csv', index_col=0)
+    assert list(t.index) == ['crossfade', 'copy_nearest', 'gamma 1', 'gamma 6 (shipped)', 'gamma 100']
+    assert t.loc['gamma 1', 'psnr'] != t.loc['gamma 100', 'psnr']                   # the prior is applied: another gamma, other frames
+    assert (t.all_three == (t.psnr >= 12) & (t.ssim >= 0.51) & (t.toon_fd <= 400)).all()
+
+
+def test_hop_lift_is_all_drawn_by_the_true_flow_and_none_by_no_motion(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import hop
+    from stillframes.data import ToonClips
+    ds = ToonClips(6, frames=5, size=32, split='test', flow=True)
+    truth = {float(c[0].sum()): at['flow'][1:-1].flatten(1, 2) for c, at in (ds[i] for i in range(len(ds)))}
+    exact = lambda a, b, t: {'flow': truth[float(a[0].sum())]}
+    still = lambda a, b, t: {'flow': torch.zeros(a.shape[0], 4, *a.shape[-2:])}
+    df = hop.lifts(exact, ds)
+    hoppers = df[df.hops > 0]
+    assert len(hoppers) > 0 and (hoppers.true_lift <= 0).all() and (hoppers.true_lift < 0).any() and (df[df.hops == 0].true_lift == 0).all()
+    assert np.allclose(df.drawn_lift, df.true_lift, atol=1e-4)
+    t = hop.summary(df).set_index('characters')
+    assert np.isclose(t.loc['all hopping', 'share'], 1.0) and np.isnan(t.loc['not hopping', 'share'])
+    d0 = hop.lifts(still, ds)                       # no motion at all: the lift drawn is the path's own, not the hop
+    assert not np.allclose(d0.drawn_lift, d0.true_lift)
+    out = bench('hop.py', '--settings', 'a', '--clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    assert 'share' in out and (tmp_path / 'm' / 'hop.csv').is_file()
+
