@@ -200,3 +200,21 @@ def test_hop_lift_is_all_drawn_by_the_true_flow_and_none_by_no_motion(tmp_path, 
     out = bench('hop.py', '--settings', 'a', '--clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     assert 'share' in out and (tmp_path / 'm' / 'hop.csv').is_file()
 
+
+def test_hop_told_starts_as_the_shipped_network_and_runs_tiny(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import hop_told
+    from stillframes.motion import load_flow_net
+    from stillframes.data import ToonClips
+    c = ToonClips(1, frames=4, size=(48, 80), split='test')[0][0]
+    a, b, t = c[:1].expand(2, -1, -1, -1), c[-1:].expand(2, -1, -1, -1), torch.tensor([0.3, 0.7])
+    ref, net = load_flow_net().float().eval(), hop_told.Motion(hop_told.told(load_flow_net().float())).eval()
+    ones = torch.ones(2, 48, 80, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(net(a, b, t, ones, ones)['flow'], ref(a, b, t)['flow'], atol=1e-4)   # zero weights on the new channel
+        net.net.blocks[0].head[0][0].weight.data[:, 6 + ref.feat] = 1.0                        # ... which the blocks do read
+        assert not torch.allclose(net(a, b, t, ones, ones)['flow'], ref(a, b, t)['flow'], atol=1e-4)
+    bench('hop_told.py', '--told', '--steps', '2', '--clips', '6', '--test', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    s = pd.read_csv(tmp_path / 'm' / 'hop_told_scores.csv', index_col=0)
+    assert list(s.index) == ['fine-tuned, told the hop (gamma 6)'] and np.isfinite(s.psnr).all()
