@@ -2,7 +2,8 @@
 
 The blend of the two warped keyframes is sharpened at the true time t by logit(beta) += (gamma - 1) logit(1 - t) (chapter 03a);
 the shipped model uses gamma = 6. gamma = 1 keeps the flow network's own blend; a large gamma draws every pixel from the nearer
-keyframe's warp (the flow network's visibility still decides where one keyframe cannot see), so nothing is drawn twice. Rows:
+keyframe's warp, so nothing is drawn twice (at gamma 100 the prior outweighs even a saturated blend of the flow network,
+its visibility included, at every in-between t = k/7). Rows:
 the cross-fade, copy-nearest, and the shipped model at each gamma, on the clips of bench/peers.py's settings, marked with the
 targets they meet against media/peers/results_<setting>.csv (as bench/ceiling.py marks them). Writes results_<setting>.csv/.md
 and results.md.

@@ -197,6 +197,8 @@ def test_hop_lift_is_all_drawn_by_the_true_flow_and_none_by_no_motion(tmp_path, 
     assert np.isclose(t.loc['all hopping', 'share'], 1.0) and np.isnan(t.loc['not hopping', 'share'])
     d0 = hop.lifts(still, ds)                       # no motion at all: the lift drawn is the path's own, not the hop
     assert not np.allclose(d0.drawn_lift, d0.true_lift)
+    up = lambda a, b, t: {'flow': exact(a, b, t)['flow'] + torch.tensor([0., 2., 0., 2.]).view(1, 4, 1, 1)}   # fetched 2 px lower
+    assert np.allclose(hop.lifts(up, ds).drawn_lift, df.true_lift - 2, atol=1e-4)                          # = drawn 2 px higher
     out = bench('hop.py', '--settings', 'a', '--clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     assert 'share' in out and (tmp_path / 'm' / 'hop.csv').is_file()
 
