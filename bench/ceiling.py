@@ -23,7 +23,7 @@ from stillframes.eval import evaluate, crossfade, hidden_oracles, oracle_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_atomic
-from peers import SETTINGS
+from peers import SETTINGS, setting
 
 RIFE, XF = 'RIFE v4.2x (peer)', 'crossfade'
 
@@ -85,7 +85,7 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     for key in a.settings:
-        s = SETTINGS[key] | ({'clips': a.clips} if a.clips is not None else {})
+        s = setting(key, a.clips)
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'])
         clips, oracles = hidden_oracles(ds, a.draws)
         table, _ = evaluate({XF: crossfade} | oracle_rows(clips, oracles), clips, batch_size=10, progress=False, device='cpu')

@@ -118,8 +118,8 @@ def score(net, size:int, key:str, peers_dir, n_clips:int=None) -> tuple:
     "Rows drawn from the network's reading (at `size` px) of setting `key`'s clips and from the truth, marked with the targets; and the reading's accuracy."
     from stillframes.eval import evaluate, crossfade, Replay
     from ceiling import targets, mark, XF
-    from peers import SETTINGS
-    st = SETTINGS[key] | ({'clips': n_clips} if n_clips else {})
+    from peers import setting
+    st = setting(key, n_clips or None)
     ds = ToonClips(st['clips'], frames=8, size=st['size'], split='test', motion=st['motion'])
     ts = [k / 7 for k in range(1, 7)]
     draw = lambda s: torch.stack([render_scene(s, t, ds.hw, ds.style, ds.ss) for t in ts])

@@ -20,7 +20,7 @@ from stillframes.eval import evaluate, crossfade, copy_nearest
 from stillframes.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import SETTINGS
+from peers import SETTINGS, setting
 from ceiling import XF, marked, write_setting, write_summary
 
 
@@ -51,7 +51,7 @@ def main(argv=None):
     shipped = model.handover
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     for key in a.settings:
-        s = SETTINGS[key] | ({'clips': a.clips} if a.clips is not None else {})
+        s = setting(key, a.clips)
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'])
         clips = torch.stack([ds[i][0] for i in range(len(ds))])
         rows = {f"gamma {g:g}" + (' (shipped)' if g == shipped else ''): AtGamma(model, g) for g in a.gammas}

@@ -23,7 +23,7 @@ from stillframes.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_atomic
-from peers import SETTINGS
+from peers import SETTINGS, setting
 
 
 def lifts(motion, ds:ToonClips) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def main(argv=None):
     motion = load_model(a.model).motion.float().eval()
     tables, mds = [], []
     for key in a.settings:
-        s = SETTINGS[key] | ({'clips': a.clips} if a.clips is not None else {})
+        s = setting(key, a.clips)
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'], flow=True)
         t = summary(lifts(motion, ds))
         t.insert(0, 'setting', key)

