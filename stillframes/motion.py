@@ -75,12 +75,12 @@ def motion_grid(radius:int, step:float, device=None, dtype=torch.float32) -> tor
 @torch.no_grad()
 def bilateral_cost(a:torch.Tensor, b:torch.Tensor, t:torch.Tensor, flow:torch.Tensor=None, radius:int=4, step:float=1.0,
                    tau:float=0.05) -> tuple:
-    "Match weights `(N, D, h, w)` of extra motions `d` through each pixel at time `t`, around the flow pair `flow` (N,4,h,w): softmax of -|a(p + F0 - t d) - b(p + F1 + (1-t) d)| / tau (3x3 sums); and their soft-argmin `d` (N,2,h,w)."
+    "Match weights `(N, D, h, w)` of extra motions `d` through each pixel at time `t` ((N,), or a time per pixel (N,1,h,w)), around the flow pair `flow` (N,4,h,w): softmax of -|a(p + F0 - t d) - b(p + F1 + (1-t) d)| / tau (3x3 sums); and their soft-argmin `d` (N,2,h,w)."
     check_shape(b, tuple(a.shape), 'b')
     N, _, h, w = a.shape
     flow = a.new_zeros(N, 4, h, w) if flow is None else flow
     d = motion_grid(radius, step, a.device, a.dtype)
-    tt = t.view(N, 1, 1, 1).to(a)
+    tt = (t if t.dim() == 4 else t.view(N, 1, 1, 1)).to(a)
     costs = []
     for dx, dy in d.tolist():
         dd = torch.tensor([dx, dy], device=a.device, dtype=a.dtype).view(1, 2, 1, 1)
@@ -167,12 +167,16 @@ class TimeFlowNet(nn.Module):
         return max(1, round(H * s)), max(1, round(W * s))
 
     def forward(self, a:torch.Tensor, b:torch.Tensor, t:torch.Tensor) -> dict:
-        "Keyframes (N,3,H,W), times (N,) -> {'flow': (N,4,H,W) pixels, 'mask': (N,1,H,W) weight of `a`, 'levels': per-block flows at working size}."
+        "Keyframes (N,3,H,W), times (N,) or a time per pixel (N,1,H,W) -> {'flow': (N,4,H,W) pixels, 'mask': (N,1,H,W) weight of `a`, 'levels': per-block flows at working size}."
         check_shape(a, (None, 3, None, None), 'a'); check_shape(b, tuple(a.shape), 'b')
         N, _, H, W = a.shape
-        t = torch.as_tensor(t, dtype=a.dtype, device=a.device).reshape(-1)
-        if t.numel() == 1: t = t.expand(N)
-        check_shape(t, (N,), 't')
+        t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
+        per_pixel = t.dim() == 4                                                      # a time for each pixel of the in-between
+        if per_pixel: check_shape(t, (N, 1, H, W), 't')
+        else:
+            t = t.reshape(-1)
+            if t.numel() == 1: t = t.expand(N)
+            check_shape(t, (N,), 't')
         # working scale, padded to a multiple the blocks can halve
         h, w = self.working_size(H, W)
         aw = F.interpolate(a, size=(h, w), mode='bilinear', antialias=True, align_corners=False) if (h, w) != (H, W) else a
@@ -181,8 +185,10 @@ class TimeFlowNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         aw, bw = F.pad(aw, (0, pw, 0, ph), mode='replicate'), F.pad(bw, (0, pw, 0, ph), mode='replicate')
         fa, fb = self.features(aw), self.features(bw)                                 # (N, feat, h+ph, w+pw)
-        tt = t.view(N, 1, 1, 1)
-        tplane = tt.expand(N, 1, h + ph, w + pw)
+        if per_pixel:
+            tt = F.interpolate(t, size=(h, w), mode='area') if (h, w) != (H, W) else t
+            tt = tplane = F.pad(tt, (0, pw, 0, ph), mode='replicate')
+        else: tt = t.view(N, 1, 1, 1); tplane = tt.expand(N, 1, h + ph, w + pw)
         tscale = torch.cat([tt, tt, 1 - tt, 1 - tt], 1)                               # F_t->0 = t v0, F_t->1 = (1-t) v1: zero at its own keyframe
         prior = self.gamma * torch.logit(1 - tplane, eps=1e-4)
         v = aw.new_zeros(N, 4, h + ph, w + pw)
@@ -194,7 +200,8 @@ class TimeFlowNet(nn.Module):
                            tplane, logit], 1)
             small = ((h + ph) // block.scale, (w + pw) // block.scale)                # search the remaining motion on the block's grid
             a_s, b_s = F.adaptive_avg_pool2d(aw, small), F.adaptive_avg_pool2d(bw, small)
-            weight, d = bilateral_cost(a_s, b_s, t, resize_flow(flow.detach(), small), r, st)
+            t_s = F.adaptive_avg_pool2d(tplane, small) if per_pixel else t
+            weight, d = bilateral_cost(a_s, b_s, t_s, resize_flow(flow.detach(), small), r, st)
             d_flow, d_mask = block(x, flow, torch.cat([weight, d / st], 1))
             v, logit = v + d_flow, logit + d_mask                                     # F(k+1) = F(k) + dF(k)
             levels.append((v * tscale)[..., :h, :w])
