@@ -220,3 +220,26 @@ def test_hop_told_starts_as_the_shipped_network_and_runs_tiny(tmp_path, monkeypa
     bench('hop_told.py', '--told', '--steps', '2', '--clips', '6', '--test', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     s = pd.read_csv(tmp_path / 'm' / 'hop_told_scores.csv', index_col=0)
     assert list(s.index) == ['fine-tuned, told the hop (gamma 6)'] and np.isfinite(s.psnr).all()
+
+
+def test_timing_told_maps_each_character_and_runs_tiny(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import timing_told
+    from stillframes.data import ToonClips, render_scene, ease, LAYERS
+    ds = ToonClips(3, frames=8, size=64, split='test')
+    s = ds.scene(0)
+    u, chars = timing_told.timing_map(s, 0.3, ds)
+    _, lay = render_scene(s, 0.3, ds.hw, ds.style, ds.ss, layers=True)
+    assert u.shape == chars.shape == (1, 64, 64) and torch.equal(chars[0], torch.from_numpy(lay >= len(LAYERS)))
+    for j, ch in enumerate(s['chars']):
+        on = torch.from_numpy(lay == len(LAYERS) + j)
+        if on.any(): assert torch.allclose(u[0][on], torch.tensor(ease(0.3, ch['ease'])))
+    assert torch.allclose(u[0][torch.from_numpy(lay < len(LAYERS))], torch.tensor(ease(0.3, 3)))   # the camera's in-out ease
+    net = timing_told.load_flow_net().float().eval()
+    x, y = ds[0][0][:1], ds[0][0][-1:]
+    same = timing_told.handover(net, x, y, torch.full((1, 1, 64, 64), 0.3)), timing_told.handover(net, x, y, torch.tensor([0.3]))
+    assert torch.allclose(*same, atol=1e-3)
+    bench('timing_told.py', '--settings', 'a', '--clips', '2', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'm' / 'timing_told.csv')
+    assert len(t) == 2 and t.method.str.contains("u\\(t\\)").sum() == 1 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
