@@ -5,7 +5,9 @@ camera pans with the in-out ease; the keyframes show the ease only through squas
 for 72% of held-out characters at best, chance 26%). The flow network is given the clock t and must guess. Here it is told:
 its time input becomes a time map, u(t) of the character (or the background) that covers each pixel of the in-between,
 read off the renderer's layers at t (privileged, as the flow supervision is). Nothing is retrained: chapter 02a's
-TimeFlowNet takes a time per pixel as it takes one per frame, and scales each pixel's flows by it. The hop is not told.
+TimeFlowNet takes a time per pixel as it takes one per frame, and scales each pixel's flows by it. The hop is not told,
+nor the bend or the sway, which a time cannot carry; and on a character in a scene that pans, the motion on screen mixes
+the character's u with the camera's in-out ease, of which the map gives only the first.
 
 With `--fine-tune STEPS`, the network is then fine-tuned while told (chapter 02a's `train_flow` on `--train-clips`
 ToonClips of seed 1 at 64 px whose batches carry each pixel's u(t) for the clock; lr 1e-4 decayed linearly, the batches

@@ -171,7 +171,7 @@ class TimeFlowNet(nn.Module):
         check_shape(a, (None, 3, None, None), 'a'); check_shape(b, tuple(a.shape), 'b')
         N, _, H, W = a.shape
         t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
-        per_pixel = t.dim() == 4                                                      # a time for each pixel of the in-between
+        per_pixel = t.dim() == 4 and t.shape[-2:] != (1, 1)                         # a time for each pixel of the in-between
         if per_pixel: check_shape(t, (N, 1, H, W), 't')
         else:
             t = t.reshape(-1)

@@ -240,6 +240,11 @@ def test_timing_told_maps_each_character_and_runs_tiny(tmp_path, monkeypatch):
     x, y = ds[0][0][:1], ds[0][0][-1:]
     same = timing_told.handover(net, x, y, torch.full((1, 1, 64, 64), 0.3)), timing_told.handover(net, x, y, torch.tensor([0.3]))
     assert torch.allclose(*same, atol=1e-3)
-    bench('timing_told.py', '--settings', 'a', '--clips', '2', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    data = timing_told.TimedTriplets(3)                                   # the batches carry the time map, mirrored and reversed with the frames
+    _, _, _, u, _, _ = data.batch([0, 1], [2, 2], flip=torch.tensor([True, False]), reverse=torch.tensor([True, False]))
+    u0 = data.times[0][2].float()
+    assert u.shape == (2, 1, 64, 64) and torch.allclose(u[0], (1 - u0).flip(-1)) and torch.allclose(u[1], data.times[1][2].float())
+    assert data.batch([0], [2], half=True)[3].shape == (1, 1, 32, 32)
+    bench('timing_told.py', '--settings', 'a', '--clips', '2', '--fine-tune', '2', '--train-clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'm' / 'timing_told.csv')
-    assert len(t) == 2 and t.method.str.contains("u\\(t\\)").sum() == 1 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
+    assert len(t) == 3 and t.method.str.contains('fine-tuned 2 steps').sum() == 1 and t.method.str.contains("u\\(t\\)").sum() == 2 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
