@@ -9,9 +9,9 @@ TimeFlowNet takes a time per pixel as it takes one per frame, and scales each pi
 nor the bend or the sway, which a time cannot carry; and on a character in a scene that pans, the motion on screen mixes
 the character's u with the camera's in-out ease, of which the map gives only the first.
 
-With `--fine-tune STEPS`, the network is then fine-tuned while told (chapter 02a's `train_flow` on `--train-clips`
-ToonClips of seed 1 at 64 px whose batches carry each pixel's u(t) for the clock; lr 1e-4 decayed linearly, the batches
-of bench/hop_told.py, so the row compares with its `hop_plain` run, the same fine-tune told the clock) and scored again.
+With `--fine-tune STEPS`, the network is then fine-tuned twice and scored again (chapter 02a's `train_flow` on
+`--train-clips` ToonClips of seed 1 at 64 px, lr 1e-4 decayed linearly, the batches of bench/hop_told.py): told the
+clock, the control (as hop_told's `hop_plain` run), and told, its batches carrying each pixel's u(t) for the clock.
 
 Every row warps the keyframes with the shipped hand-over prior (gamma 6, no refiner) and is scored as bench/peers.py
 scores its methods, on the same test clips. Writes NAME.csv/.md (default timing_told).
@@ -71,12 +71,14 @@ class TimedTriplets(FlowTriplets):
     "FlowTriplets whose batches carry each pixel's time u(t) `(N, 1, H, W)` where FlowTriplets gives the clock t."
     def __init__(self, n:int, size:int=64, seed:int=1, motions:tuple=(0.5, 1.0, 1.5)):
         super().__init__(n, size, seed=seed, motions=motions, progress=False)
+        self.told = True                                              # False: the clock, as FlowTriplets gives it
         dss = [ToonClips(n, frames=self.m, size=size, split='train', seed=seed, motion=m) for m in motions]
         self.times = [torch.stack([timing_map(dss[i % len(dss)].scene(i), k / (self.m - 1), dss[i % len(dss)])[0]
                                    for k in range(self.m)]).half() for i in range(n)]
 
     def batch(self, idx, ks, half:bool=False, flip=None, reverse=None) -> tuple:
-        a, b, x, _, flow, vis = super().batch(idx, ks, half, flip, reverse)
+        a, b, x, t, flow, vis = super().batch(idx, ks, half, flip, reverse)
+        if not self.told: return a, b, x, t, flow, vis
         u = torch.stack([self.times[i][k].float() for i, k in zip(idx, ks)])
         if reverse is not None: u = torch.where(reverse.view(-1, 1, 1, 1), 1 - u, u)       # played backwards: u -> 1 - u
         if flip is not None: u = torch.where(flip.view(-1, 1, 1, 1), u.flip(-1), u)
@@ -126,11 +128,14 @@ def main(argv=None):
             "flow network, told each pixel's u(t) (gamma 6)": (shipped, True)}
     tuned = ''
     if a.fine_tune:
-        torch.manual_seed(0)
-        net = load_flow_net().float()
-        train_flow(net, TimedTriplets(a.train_clips), a.fine_tune, lr=1e-4, seed=7)
-        nets[f"flow network fine-tuned {a.fine_tune} steps while told, told each pixel's u(t) (gamma 6)"] = (net.eval(), True)
-        tuned = f"; fine-tuned told u(t) {a.fine_tune} steps on {a.train_clips} clips at 64 px ({time.time() - t0:.0f} s)"
+        data = TimedTriplets(a.train_clips)
+        for told in (False, True):                                    # the control first: the same fine-tune told the clock
+            torch.manual_seed(0)
+            net, data.told = load_flow_net().float(), told
+            train_flow(net, data, a.fine_tune, lr=1e-4, seed=7)
+            what = "told each pixel's u(t)" if told else 'told the clock t'
+            nets[f"flow network fine-tuned {a.fine_tune} steps {what}, {what} (gamma 6)"] = (net.eval(), told)
+        tuned = f"; fine-tuned {a.fine_tune} steps on {a.train_clips} clips at 64 px, told the clock or u(t) ({time.time() - t0:.0f} s)"
     table = pd.concat([run(k, nets, a.clips) for k in a.settings], ignore_index=True)
     cols = ['setting', 'size', 'motion', 'clips', 'method', 'psnr', 'ssim', 'line_cd', 'toon_fd', 'epe_chars_px', 'epe_rest_px']
     table = table[cols]

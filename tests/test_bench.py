@@ -245,6 +245,8 @@ def test_timing_told_maps_each_character_and_runs_tiny(tmp_path, monkeypatch):
     u0 = data.times[0][2].float()
     assert u.shape == (2, 1, 64, 64) and torch.allclose(u[0], (1 - u0).flip(-1)) and torch.allclose(u[1], data.times[1][2].float())
     assert data.batch([0], [2], half=True)[3].shape == (1, 1, 32, 32)
+    data.told = False
+    assert data.batch([0, 1], [2, 3])[3].tolist() == [2 / 8, 3 / 8]       # the control's batches: the clock
     bench('timing_told.py', '--settings', 'a', '--clips', '2', '--fine-tune', '2', '--train-clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'm' / 'timing_told.csv')
-    assert len(t) == 3 and t.method.str.contains('fine-tuned 2 steps').sum() == 1 and t.method.str.contains("u\\(t\\)").sum() == 2 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
+    assert len(t) == 4 and t.method.str.contains('fine-tuned 2 steps').sum() == 2 and t.method.str.contains("u\\(t\\)").sum() == 2 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
