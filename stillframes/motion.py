@@ -166,8 +166,10 @@ class TimeFlowNet(nn.Module):
         s = min(1.0, self.work / max(H, W))
         return max(1, round(H * s)), max(1, round(W * s))
 
-    def forward(self, a:torch.Tensor, b:torch.Tensor, t:torch.Tensor) -> dict:
-        "Keyframes (N,3,H,W), times (N,) or a time per pixel (N,1,H,W) -> {'flow': (N,4,H,W) pixels, 'mask': (N,1,H,W) weight of `a`, 'levels': per-block flows at working size}."
+    def forward(self, a:torch.Tensor, b:torch.Tensor, t:torch.Tensor, corr:tuple=None) -> dict:
+        """Keyframes (N,3,H,W), times (N,) or a time per pixel (N,1,H,W) -> {'flow': (N,4,H,W) pixels, 'mask': (N,1,H,W) weight of `a`,
+        'levels': per-block flows at working size}. `corr`, the keyframe flows (F_0->1, F_1->0) (N,2,H,W) each, starts the
+        blocks from linear motion between them (Super SloMo, eq. 4) instead of from zero."""
         check_shape(a, (None, 3, None, None), 'a'); check_shape(b, tuple(a.shape), 'b')
         N, _, H, W = a.shape
         t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
@@ -192,6 +194,10 @@ class TimeFlowNet(nn.Module):
         tscale = torch.cat([tt, tt, 1 - tt, 1 - tt], 1)                               # F_t->0 = t v0, F_t->1 = (1-t) v1: zero at its own keyframe
         prior = self.gamma * torch.logit(1 - tplane, eps=1e-4)
         v = aw.new_zeros(N, 4, h + ph, w + pw)
+        if corr is not None:                                                          # F_t->0 = t v0, F_t->1 = (1-t) v1 from linear motion
+            for name, f in zip(('corr[0]', 'corr[1]'), corr): check_shape(f, (N, 2, H, W), name)
+            f01, f10 = (F.pad(resize_flow(f, (h, w)), (0, pw, 0, ph), mode='replicate') for f in corr)
+            v = torch.cat([(1 - tt) * -f01 + tt * f10, (1 - tt) * f01 - tt * f10], 1)
         logit = torch.zeros_like(tplane)
         levels = []
         for block, r, st in zip(self.blocks, self.radii, self.steps):
