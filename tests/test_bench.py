@@ -252,3 +252,34 @@ def test_timing_told_maps_each_character_and_runs_tiny(tmp_path, monkeypatch):
     bench('timing_told.py', '--settings', 'a', '--clips', '2', '--fine-tune', '2', '--train-clips', '3', '--threads', '1', '--out', tmp_path / 'm', tmp_path=tmp_path)
     t = pd.read_csv(tmp_path / 'm' / 'timing_told.csv')
     assert len(t) == 4 and t.method.str.contains('fine-tuned 2 steps').sum() == 2 and t.method.str.contains("u\\(t\\)").sum() == 2 and np.isfinite(t[['psnr', 'epe_chars_px', 'epe_rest_px']]).all().all()
+
+
+def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, monkeypatch):
+    import pytest, torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import global_match as gm
+    from stillframes.data import ToonClips
+    match = gm.GlobalMatch()
+    f01, f10 = match(torch.rand(2, 3, 128, 256) * 2 - 1, torch.rand(2, 3, 128, 256) * 2 - 1)
+    assert f01.shape == f10.shape == (2, 2, 128, 256)                  # matched at long side 64, flows at the frames' own size
+    ds = ToonClips(2, frames=8, size=64, split='test', flow=True)       # zero flow scores the true displacement itself
+    t = gm.correspondence('a', {'zero': lambda x, y: torch.zeros_like(x[:, :2])}, clips=2)
+    s = n = 0.0
+    for i in range(2):
+        _, at = ds[i]
+        w = at['visible'][-1][0] & gm.timing_map(ds.scene(i), 1.0, ds)[1][0]
+        s += float(at['flow'][-1][0].float().norm(dim=0)[w].sum()); n += float(w.sum())
+    assert abs(t.epe_chars_px[0] - s / n) < 1e-3
+    data = gm.FlowTriplets(3, 64, seed=1, progress=False)
+    ck = tmp_path / 'gm.pt'
+    curve = gm.train_match(match, data, 2, ck)
+    assert len(curve) == 2 and torch.load(ck)['step'] == 2
+    assert gm.train_match(gm.GlobalMatch(), data, 2, ck) == curve       # resumed at the end: no step is taken again
+    with pytest.raises(ValueError, match='2 steps'): gm.train_match(gm.GlobalMatch(), data, 5, ck)
+    wrapped = gm.Matched(gm.load_flow_net().float().eval(), match)
+    wrapped.gamma = 6.0
+    assert wrapped.net.gamma == 6.0 and not any(p.requires_grad for p in wrapped.match.parameters())
+    bench('global_match.py', '--steps', '2', '--train-clips', '3', '--fine-tune', '2', '--settings', 'a', '--clips', '2', '--threads', '1',
+          '--ckpt', tmp_path / 'b.pt', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    r = pd.read_csv(tmp_path / 'm' / 'global_match.csv')
+    assert (r.kind == 'correspondence').sum() == 4 and (r.kind == 'in-between').sum() == 4 and np.isfinite(r.epe_chars_px).all()
