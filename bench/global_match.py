@@ -1,13 +1,14 @@
 """Can a global matcher find the characters that the flow network loses? Keyframe correspondence by all-pairs matching.
 
 On the test clips of setting (a), the shipped flow network's error on character pixels grows from the keyframe it warps:
-at t = 1 (the flow from keyframe B back to A, pure correspondence) it is 9.9 px of a 64-px frame, block matching 10.6 px,
-and zero flow 16.5 px (the characters' mean displacement). Its blocks search +-12 px at most around their current guess,
-so a character that jumps further is out of reach. Here a small matcher after GMFlow (Xu et al. 2022) looks everywhere:
-features of each keyframe (a few dilated convolutions on colour and position, at half size), the correlation of every
-position of A with every position of B, a softmax over B, and the expected position in B minus the own position gives
-F_0->1 (and F_1->0 from the softmax over A). It is trained with L1 to the true keyframe flows of ToonClips (privileged,
-as the flow network's supervision is) on `--train-clips` clips of seed 1 at 64 px, for `--steps` steps.
+at t = 1 (the flow from keyframe B back to A, pure correspondence) it is 9.9 px of a 64-px frame, block matching 10.6
+px, and zero flow 16.5 px (the characters' mean displacement). Its blocks look a few cells around their current guess
+(the coarsest +-12 cells of a quarter-size grid, +-48 px at 64 px) and then update it by regression. Here a small
+matcher after GMFlow (Xu et al. 2022) looks everywhere: features of each keyframe (a few dilated convolutions on colour
+and position, at half size), the correlation of every position of A with every position of B, a softmax over B, and the
+expected position in B minus the own position gives F_0->1 (and F_1->0 from the softmax over A). It is trained with L1
+to the true keyframe flows of ToonClips (privileged, as the flow network's supervision is) on `--train-clips` clips of
+seed 1 at 64 px, for `--steps` steps.
 
 It is then measured three ways on the test clips of each setting:
 - correspondence: end-point error of F_1->0 on the visible pixels of the characters and of the rest, beside the shipped
@@ -97,10 +98,11 @@ def train_match(match:GlobalMatch, data:FlowTriplets, steps:int, ckpt:Path=None,
     start, curve = 0, []
     if ckpt is not None and ckpt.is_file():
         st = torch.load(ckpt, map_location='cpu')
-        if st['steps'] != steps or st['c'] != match.c: raise ValueError(f"{ckpt}: a matcher for {st['steps']} steps, c={st['c']}; asked {steps}, c={match.c}")
+        if (st['steps'], st['c'], st['n']) != (steps, match.c, len(data)):
+            raise ValueError(f"{ckpt}: a matcher for {st['steps']} steps, c={st['c']}, {st['n']} clips; asked {steps}, c={match.c}, {len(data)} clips")
         match.load_state_dict(st['model']); opt.load_state_dict(st['opt']); start, curve = st['step'], st['curve']
     save = lambda step: ckpt is not None and atomic_save({'model': match.state_dict(), 'opt': opt.state_dict(), 'step': step,
-                                                          'steps': steps, 'c': match.c, 'curve': curve}, ckpt)
+                                                          'steps': steps, 'c': match.c, 'n': len(data), 'curve': curve}, ckpt)
     match.train()
     bar = tqdm(range(start, steps), desc='matcher', initial=start, total=steps)
     for step in bar:

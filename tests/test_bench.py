@@ -276,6 +276,7 @@ def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, mo
     assert len(curve) == 2 and torch.load(ck)['step'] == 2
     assert gm.train_match(gm.GlobalMatch(), data, 2, ck) == curve       # resumed at the end: no step is taken again
     with pytest.raises(ValueError, match='2 steps'): gm.train_match(gm.GlobalMatch(), data, 5, ck)
+    with pytest.raises(ValueError, match='3 clips'): gm.train_match(gm.GlobalMatch(), gm.FlowTriplets(2, 64, seed=1, progress=False), 2, ck)
     wrapped = gm.Matched(gm.load_flow_net().float().eval(), match)
     wrapped.gamma = 6.0
     assert wrapped.net.gamma == 6.0 and not any(p.requires_grad for p in wrapped.match.parameters())
