@@ -108,14 +108,10 @@ def train_match(match:GlobalMatch, data:FlowTriplets, steps:int, ckpt:Path=None,
     for step in bar:
         g = torch.Generator().manual_seed(step)
         idx = torch.randint(len(data), (batch_size,), generator=g).tolist()
-        flip = (torch.rand(batch_size, generator=g) < 0.5).view(-1, 1, 1, 1)
-        f = lambda x: x.float() / 127.5 - 1
-        a = torch.stack([f(data.frames[i][0]) for i in idx]); b = torch.stack([f(data.frames[i][-1]) for i in idx])
-        f01 = torch.stack([data.flows[i][0][2:].float() for i in idx]); f10 = torch.stack([data.flows[i][-1][:2].float() for i in idx])
-        v01 = torch.stack([data.visible[i][0][1] for i in idx])[:, None].float(); v10 = torch.stack([data.visible[i][-1][0] for i in idx])[:, None].float()
-        sign = torch.tensor([-1., 1.]).view(1, 2, 1, 1)
-        mir = lambda x, s=1: torch.where(flip, x.flip(-1) * s, x)
-        a, b, f01, f10, v01, v10 = mir(a), mir(b), mir(f01, sign), mir(f10, sign), mir(v01), mir(v10)
+        flip = torch.rand(batch_size, generator=g) < 0.5
+        a, b, _, _, at_a, vis_a = data.batch(idx, [0] * batch_size, flip=flip)           # at keyframe A: its flow to B is F_0->1
+        _, _, _, _, at_b, vis_b = data.batch(idx, [data.m - 1] * batch_size, flip=flip)  # at keyframe B: its flow to A is F_1->0
+        f01, f10, v01, v10 = at_a[:, 2:], at_b[:, :2], vis_a[:, 1:].float(), vis_b[:, :1].float()
         for grp in opt.param_groups: grp['lr'] = lr * (1 - step / steps)
         p01, p10 = match(a, b)
         loss = sum(((p - y).abs().sum(1, keepdim=True) * v).sum() / v.sum().clamp_min(1) for p, y, v in ((p01, f01, v01), (p10, f10, v10))) / 2
