@@ -258,7 +258,7 @@ def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, mo
     import pytest, torch
     monkeypatch.syspath_prepend(str(BENCH))
     import global_match as gm
-    from stillframes.data import ToonClips
+    from stillframes.data import ToonClips, render_scene, LAYERS
     match = gm.GlobalMatch()
     f01, f10 = match(torch.rand(2, 3, 128, 256) * 2 - 1, torch.rand(2, 3, 128, 256) * 2 - 1)
     assert f01.shape == f10.shape == (2, 2, 128, 256)                  # matched at long side 64, flows at the frames' own size
@@ -277,10 +277,29 @@ def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, mo
     assert gm.train_match(gm.GlobalMatch(), data, 2, ck) == curve       # resumed at the end: no step is taken again
     with pytest.raises(ValueError, match='2 steps'): gm.train_match(gm.GlobalMatch(), data, 5, ck)
     with pytest.raises(ValueError, match='3 clips'): gm.train_match(gm.GlobalMatch(), gm.FlowTriplets(2, 64, seed=1, progress=False), 2, ck)
+    cdata = gm.CharTriplets(3, 64, seed=1, progress=False)             # the masks belong to the clips' own scenes and keyframes
+    for i in range(3):
+        ds_i = ToonClips(3, frames=cdata.m, size=64, split='train', seed=1, motion=(0.5, 1.0, 1.5)[i])
+        _, lay = render_scene(ds_i.scene(i), 1.0, ds_i.hw, ds_i.style, ds_i.ss, layers=True)
+        frame = ((render_scene(ds_i.scene(i), 0.0, ds_i.hw, ds_i.style, ds_i.ss) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        assert torch.equal(cdata.frames[i][0], frame) and torch.equal(cdata.chars[i][1], torch.from_numpy(lay >= len(LAYERS)))
+        assert cdata.chars[i].dtype == torch.bool and 0 < cdata.chars[i].float().mean() < 0.5
+    c = cdata.char_masks([2, 2], flip=torch.tensor([True, False]))
+    assert torch.equal(c[0], cdata.chars[2].flip(-1)) and torch.equal(c[1], cdata.chars[2])
+    ckb = tmp_path / 'gmb.pt'
+    assert len(gm.train_match(gm.GlobalMatch(), cdata, 2, ckb, balance=True)) == 2 and torch.load(ckb)['balance']
+    with pytest.raises(ValueError, match='balance=True'): gm.train_match(gm.GlobalMatch(), cdata, 2, ckb)
     wrapped = gm.Matched(gm.load_flow_net().float().eval(), match)
     wrapped.gamma = 6.0
     assert wrapped.net.gamma == 6.0 and not any(p.requires_grad for p in wrapped.match.parameters())
     bench('global_match.py', '--steps', '2', '--train-clips', '3', '--fine-tune', '2', '--settings', 'a', '--clips', '2', '--threads', '1',
           '--ckpt', tmp_path / 'b.pt', '--out', tmp_path / 'm', tmp_path=tmp_path)
+    bench('global_match.py', '--steps', '2', '--train-clips', '3', '--fine-tune', '0', '--balance', '--settings', 'a', '--clips', '2',
+          '--threads', '1', '--ckpt', tmp_path / 'c.pt', '--out', tmp_path / 'm', '--name', 'bal', tmp_path=tmp_path)
+    assert 'the characters and the rest weighed alike' in (tmp_path / 'm' / 'bal.md').read_text()
+    assert 'resumed at' not in (tmp_path / 'm' / 'bal.md').read_text()
+    bench('global_match.py', '--steps', '2', '--train-clips', '3', '--fine-tune', '0', '--balance', '--settings', 'a', '--clips', '2',
+          '--threads', '1', '--ckpt', tmp_path / 'c.pt', '--out', tmp_path / 'm', '--name', 'bal', tmp_path=tmp_path)
+    assert 'resumed at step 2' in (tmp_path / 'm' / 'bal.md').read_text()       # the second run trains nothing and says so
     r = pd.read_csv(tmp_path / 'm' / 'global_match.csv')
     assert (r.kind == 'correspondence').sum() == 4 and (r.kind == 'in-between').sum() == 4 and np.isfinite(r.epe_chars_px).all()
