@@ -20,19 +20,19 @@ It is then measured three ways on the test clips of each setting:
   fine-tune without the matcher is the control (the batches of bench/timing_told.py, lr 1e-4, seed 7);
 - every row warps with the shipped hand-over prior (gamma 6, no refiner) and is scored as bench/peers.py scores.
 
-Measured (media/motion/global_match.md, 3000 steps, 2060 s with the rendering): the matcher learned the camera and not the characters, 16.46 px
-on character pixels in (a) against zero flow's 16.50 (rest 1.44 px), so starting the flow network from it changes nothing
+Measured (media/motion/global_match.md, 3000 steps, 2060 s with the rendering): the matcher is no better than zero flow anywhere, 16.46 px
+on character pixels in (a) against zero flow's 16.50 (rest 1.44 px against 1.32), so starting the flow network from it changes nothing
 (fine-tuned 19.52 dB / FD 21.6 against the control's 19.56 / 20.2). Its loss, over all visible pixels, is mostly background.
 With `--balance` (media/motion/global_match_balanced.md; the matcher trained in a first run with `--settings a --fine-tune 0`,
-1451 s with the rendering, and resumed at its last step here) it finds the characters of (a) better than the flow
-network does, 7.98 px against 9.92, but not those of (b) (3.49 against 3.22) or (c) (10.40 against 10.20), and it is
+media/motion/global_match_balanced_a.md, 1451 s with the rendering, and resumed at its last step by the run that wrote the
+table) it finds the characters of (a) better than the flow network does, 7.98 px against 9.91, but not those of (b) (3.49 against 3.22) or (c) (10.40 against 10.20), and it is
 2.7 px off on the rest (flow network 0.77). Started from it, the flow network breaks zero-shot (16.78 dB in (a)) and
 fine-tuned does not recover the control: 19.51 dB / FD 23.2 against 19.56 / 20.2 in (a), 19.45 / 15.5 against 19.74 / 8.8 in (c).
 
 The matcher is trained here, for this measurement; it is not part of the shipped model. Writes NAME.csv/.md
 (default global_match) and the matcher's checkpoint `--ckpt` (resumed from when present, written atomically).
 
-    python bench/global_match.py [--steps N] [--train-clips N] [--fine-tune STEPS] [--settings a b c] [--clips N] [--ckpt PATH] [--name N] [--out media/motion] [--threads N]
+    python bench/global_match.py [--steps N] [--train-clips N] [--balance] [--fine-tune STEPS] [--settings a b c] [--clips N] [--ckpt PATH] [--name N] [--out media/motion] [--threads N]
 """
 import argparse, math, sys, time
 from pathlib import Path
@@ -117,6 +117,7 @@ def train_match(match:GlobalMatch, data:FlowTriplets, steps:int, ckpt:Path=None,
     """L1 to the true keyframe flows on the pixels the other keyframe sees, both directions, mirrored at random; resumes from `ckpt`.
     `balance` (data a CharTriplets): the mean over the characters' pixels and the mean over the rest weigh the same, where
     otherwise every pixel weighs the same and the background, most of the frame, outweighs the characters. Returns the loss curve."""
+    if balance and not hasattr(data, 'char_masks'): raise TypeError("train_match: balance=True needs a CharTriplets, which knows where the characters are")
     opt = torch.optim.Adam(match.parameters(), lr=lr)
     start, curve = 0, []
     if ckpt is not None and ckpt.is_file():

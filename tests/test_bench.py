@@ -280,15 +280,17 @@ def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, mo
     cdata = gm.CharTriplets(3, 64, seed=1, progress=False)             # the masks belong to the clips' own scenes and keyframes
     for i in range(3):
         ds_i = ToonClips(3, frames=cdata.m, size=64, split='train', seed=1, motion=(0.5, 1.0, 1.5)[i])
-        _, lay = render_scene(ds_i.scene(i), 1.0, ds_i.hw, ds_i.style, ds_i.ss, layers=True)
-        frame = ((render_scene(ds_i.scene(i), 0.0, ds_i.hw, ds_i.style, ds_i.ss) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        assert torch.equal(cdata.frames[i][0], frame) and torch.equal(cdata.chars[i][1], torch.from_numpy(lay >= len(LAYERS)))
+        frame, lay0 = render_scene(ds_i.scene(i), 0.0, ds_i.hw, ds_i.style, ds_i.ss, layers=True)
+        _, lay1 = render_scene(ds_i.scene(i), 1.0, ds_i.hw, ds_i.style, ds_i.ss, layers=True)
+        frame = ((frame + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        assert torch.equal(cdata.frames[i][0], frame) and torch.equal(cdata.chars[i], torch.from_numpy(np.stack([lay0, lay1]) >= len(LAYERS)))
         assert cdata.chars[i].dtype == torch.bool and 0 < cdata.chars[i].float().mean() < 0.5
     c = cdata.char_masks([2, 2], flip=torch.tensor([True, False]))
     assert torch.equal(c[0], cdata.chars[2].flip(-1)) and torch.equal(c[1], cdata.chars[2])
     ckb = tmp_path / 'gmb.pt'
     assert len(gm.train_match(gm.GlobalMatch(), cdata, 2, ckb, balance=True)) == 2 and torch.load(ckb)['balance']
     with pytest.raises(ValueError, match='balance=True'): gm.train_match(gm.GlobalMatch(), cdata, 2, ckb)
+    with pytest.raises(TypeError, match='CharTriplets'): gm.train_match(gm.GlobalMatch(), data, 2, None, balance=True)
     wrapped = gm.Matched(gm.load_flow_net().float().eval(), match)
     wrapped.gamma = 6.0
     assert wrapped.net.gamma == 6.0 and not any(p.requires_grad for p in wrapped.match.parameters())
