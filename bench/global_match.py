@@ -139,13 +139,13 @@ def train_match(match:GlobalMatch, data:FlowTriplets, steps:int, ckpt:Path=None,
         f01, f10, v01, v10 = at_a[:, 2:], at_b[:, :2], vis_a[:, 1:].float(), vis_b[:, :1].float()
         for grp in opt.param_groups: grp['lr'] = lr * (1 - step / steps)
         p01, p10 = match(a, b)
-        mean = lambda e, w: (e * w).sum() / w.sum().clamp_min(1)
-        if balance:
-            c = data.char_masks(idx, flip).float()                     # the pixels whose flow is asked: A's for F_0->1, B's for F_1->0
-            parts = ((p01, f01, v01, c[:, :1]), (p10, f10, v10, c[:, 1:]))
-            loss = sum((mean(e, v * ch) + mean(e, v * (1 - ch))) / 2 for p, y, v, ch in parts for e in [(p - y).abs().sum(1, keepdim=True)]) / 2
-        else:
-            loss = sum(mean((p - y).abs().sum(1, keepdim=True), v) for p, y, v in ((p01, f01, v01), (p10, f10, v10))) / 2
+        chars = data.char_masks(idx, flip).float() if balance else None  # the pixels whose flow is asked: A's for F_0->1, B's for F_1->0
+        terms = []
+        for k, (p, y, v) in enumerate(((p01, f01, v01), (p10, f10, v10))):
+            e = (p - y).abs().sum(1, keepdim=True)
+            regions = (v * chars[:, k:k + 1], v * (1 - chars[:, k:k + 1])) if balance else (v,)
+            terms.append(sum((e * w).sum() / w.sum().clamp_min(1) for w in regions) / len(regions))
+        loss = sum(terms) / 2
         if not math.isfinite(loss.item()): raise FloatingPointError(f"global_match: loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         curve.append(loss.item()); bar.set_postfix(loss=f'{loss.item():.2f}')
