@@ -22,7 +22,7 @@ from stillframes.data import ToonClips
 from stillframes.eval import evaluate, crossfade, hidden_oracles, oracle_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 from peers import SETTINGS, setting
 
 RIFE, XF = 'RIFE v4.2x (peer)', 'crossfade'
@@ -80,8 +80,7 @@ def main(argv=None):
     ap.add_argument('--out', default='media/ceiling')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('clips', 'draws', 'threads'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    check_counts(ap, a, ('clips', 'draws', 'threads'))
     if a.threads: torch.set_num_threads(a.threads)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     for key in a.settings:

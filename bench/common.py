@@ -15,17 +15,24 @@ def machine(threads:int=None) -> str:
             f"device {dev}, stillframes {commit}{' + local changes' if dirty else ''}")
 
 
+def check_counts(ap, args, at_least_1=(), at_least_0=()):
+    "Fail through `ap.error` (a one-line message, exit 2) where one of the named counts of `args` is given and below 1 (or 0)."
+    for floor, names in ((1, at_least_1), (0, at_least_0)):
+        for name in names:
+            if getattr(args, name) is not None and getattr(args, name) < floor: ap.error(f"--{name.replace('_', '-')} must be >= {floor}")
+
+
 def write_atomic(path:Path, text:str):
     "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
     path = Path(path); tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
 
 
 def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:
-    "Print `head` and `table` as markdown (then `tail`); with `out`, also write OUT/NAME.csv and OUT/NAME.md. Returns the markdown."
+    "Print `head` and `table` as markdown (then `tail`); with `out`, also write OUT/NAME.csv and OUT/NAME.md (atomically). Returns the markdown."
     md = f"{head}\n\n{table.round(digits).to_markdown(index=False)}\n{tail}"
     print(f"\n{md}")
     if out:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / f'{name}.csv', index=False)
-        (out / f'{name}.md').write_text(md)
+        write_atomic(out / f'{name}.csv', table.to_csv(index=False))
+        write_atomic(out / f'{name}.md', md)
     return md

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from stillframes.data import ToonClips, render_scene, EASES, guess_with, blind_guess, informed_guess, char_pose
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 
 INOUT = EASES.index('inout')
 BEND_SCALE = 4.0          # the bend head predicts 4 x bend (bends lie in [-0.5, 0.5])
@@ -212,8 +212,7 @@ def main(argv=None):
     ap.add_argument('--clips', type=int, help="clips scored by --score (default: the setting's, 100 or 50)")
     ap.add_argument('--peers', default='media/peers', help='folder with bench/peers.py results_<setting>.csv, for the targets of --score')
     a = ap.parse_args(argv)
-    for name in ('train', 'test', 'epochs', 'threads', 'clips'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    check_counts(ap, a, ('train', 'test', 'epochs', 'threads', 'clips'))
     if a.train < 64: ap.error('--train must be >= 64 (one batch)')
     if a.crop and not 8 <= a.crop <= a.size: ap.error(f'--crop must be between 8 and --size ({a.size}), or 0 for none')
     if a.threads: torch.set_num_threads(a.threads)

@@ -20,6 +20,7 @@ from stillframes.eval import evaluate, crossfade, copy_nearest
 from stillframes.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import check_counts
 from peers import SETTINGS, setting
 from ceiling import XF, marked, write_setting, write_summary
 
@@ -43,8 +44,7 @@ def main(argv=None):
     ap.add_argument('--out', default='media/handover')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('clips', 'threads'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    check_counts(ap, a, ('clips', 'threads'))
     if any(g <= 0 for g in a.gammas): ap.error('--gammas must be > 0')
     if a.threads: torch.set_num_threads(a.threads)
     model = load_model(a.model)

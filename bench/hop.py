@@ -22,7 +22,7 @@ from stillframes.data import ToonClips, render_scene, scene_pose, LAYERS
 from stillframes.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 from peers import SETTINGS, setting
 
 
@@ -69,8 +69,7 @@ def main(argv=None):
     ap.add_argument('--out', default='media/motion')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('clips', 'threads'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    check_counts(ap, a, ('clips', 'threads'))
     if a.threads: torch.set_num_threads(a.threads)
     motion = load_model(a.model).motion.float().eval()
     tables, mds = [], []

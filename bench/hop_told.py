@@ -27,7 +27,7 @@ from stillframes.eval import evaluate
 from stillframes.motion import FlowTriplets, flow_loss, load_flow_net, warp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 import hop
 
 
@@ -117,8 +117,7 @@ def main(argv=None):
     ap.add_argument('--out', default='media/motion')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('steps', 'clips', 'test', 'threads'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f'--{name} must be >= 1')
+    check_counts(ap, a, ('steps', 'clips', 'test', 'threads'))
     if a.threads: torch.set_num_threads(a.threads)
     t0 = time.time()
     torch.manual_seed(0)

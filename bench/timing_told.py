@@ -30,7 +30,7 @@ from stillframes.eval import evaluate
 from stillframes.motion import FlowTriplets, interpolate_frames, load_flow_net, train_flow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 from peers import SETTINGS, setting
 
 
@@ -113,9 +113,7 @@ def main(argv=None):
     ap.add_argument('--out', default='media/motion')
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('clips', 'threads', 'train_clips'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if a.fine_tune < 0: ap.error('--fine-tune must be >= 0')
+    check_counts(ap, a, ('clips', 'threads', 'train_clips'), ('fine_tune',))
     if a.threads: torch.set_num_threads(a.threads)
     t0 = time.time()
     shipped = load_flow_net().float().eval()
