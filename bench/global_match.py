@@ -28,6 +28,7 @@ media/motion/global_match_balanced_a.md, 1451 s with the rendering, and resumed 
 table) it finds the characters of (a) better than the flow network does, 7.98 px against 9.91, but not those of (b) (3.49 against 3.22) or (c) (10.40 against 10.20), and it is
 2.7 px off on the rest (flow network 0.77). Started from it, the flow network breaks zero-shot (16.78 dB in (a)) and
 fine-tuned does not recover the control: 19.51 dB / FD 23.2 against 19.56 / 20.2 in (a), 19.45 / 15.5 against 19.74 / 8.8 in (c).
+The zero-shot break is the network's: started from the true keyframe flows it breaks too (bench/corr_oracle.py, 17.41 dB in (a)).
 
 The matcher is trained here, for this measurement; it is not part of the shipped model. Writes NAME.csv/.md
 (default global_match) and the matcher's checkpoint `--ckpt` (resumed from when present, written atomically).
@@ -48,7 +49,7 @@ from stillframes.motion import FlowTriplets, block_match, load_flow_net, resize_
 from stillframes.utils import atomic_save
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_atomic
+from common import check_counts, machine, write_atomic
 from peers import SETTINGS, setting
 from timing_told import run as score, timing_map
 
@@ -183,9 +184,7 @@ def main(argv=None):
     ap.add_argument('--balance', action='store_true', help="the characters' pixels and the rest weigh the same in the matcher's loss")
     ap.add_argument('--threads', type=int)
     a = ap.parse_args(argv)
-    for name in ('steps', 'train_clips', 'clips', 'threads'):
-        if getattr(a, name) is not None and getattr(a, name) < 1: ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if a.fine_tune < 0: ap.error('--fine-tune must be >= 0')
+    check_counts(ap, a, ('steps', 'train_clips', 'clips', 'threads'), ('fine_tune',))
     if a.threads: torch.set_num_threads(a.threads)
     t0 = time.time()
     data = (CharTriplets if a.balance else FlowTriplets)(a.train_clips, 64, seed=1)

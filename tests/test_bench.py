@@ -305,3 +305,79 @@ def test_global_match_measures_correspondence_resumes_and_runs_tiny(tmp_path, mo
     assert 'resumed at step 2' in (tmp_path / 'm' / 'bal.md').read_text()       # the second run trains nothing and says so
     r = pd.read_csv(tmp_path / 'm' / 'global_match.csv')
     assert (r.kind == 'correspondence').sum() == 4 and (r.kind == 'in-between').sum() == 4 and np.isfinite(r.epe_chars_px).all()
+
+
+def test_corr_oracle_starts_from_the_true_keyframe_flows_and_runs_tiny(tmp_path, monkeypatch):
+    import pytest, torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import corr_oracle as co
+    data = co.CorrTriplets(3)
+    m, fl = data.m, lambda f: f.flip(-1) * torch.tensor([-1., 1.]).view(2, 1, 1)    # mirrored: x flows change sign
+    data.batch([0, 1, 2], [1, 2, 3], flip=torch.tensor([False, False, True]), reverse=torch.tensor([False, True, False]))
+    f01, f10 = data.corr
+    assert torch.equal(f01[0], data.flows[0][0][2:].float()) and torch.equal(f10[0], data.flows[0][m - 1][:2].float())
+    assert torch.equal(f01[1], data.flows[1][m - 1][:2].float()) and torch.equal(f10[1], data.flows[1][0][2:].float())  # played backwards
+    assert torch.equal(f01[2], fl(data.flows[2][0][2:].float()))
+    data.batch([0], [1], half=True)
+    assert torch.equal(data.corr[0][0], data.flows[0][0][2:, ::2, ::2].float() / 2)
+    table = co.true_corr('a', 2)
+    ds = co.ToonClips(2, frames=8, size=64, split='test', motion=1.0, flow=True)
+    (clip, at), (clip1, _) = ds[0], ds[1]
+    a, b = torch.stack([clip[0], clip1[0]]), torch.stack([clip[-1], clip1[-1]])
+    lin = co.Linear(table, gamma=6.0)
+    out0, out1 = lin(a, b, torch.zeros(2)), lin(a, b, torch.ones(2))
+    assert torch.equal(out0['flow'][0, 2:], at['flow'][0][1].float()) and out0['flow'][:, :2].abs().max() == 0   # at A: zero to A, F_0->1 to B
+    assert torch.equal(out1['flow'][0, :2], at['flow'][-1][0].float()) and out1['flow'][:, 2:].abs().max() == 0
+    half = lin(a, b, torch.full((2,), 0.5))
+    assert torch.allclose(lin(a, b, torch.full((2, 1, 64, 64), 0.5))['flow'], half['flow']) and torch.allclose(half['mask'], torch.tensor(0.5))
+    net = co.load_flow_net().float().eval()
+    started = co.Started(net, table)
+    started.gamma = 6.0
+    with torch.no_grad():
+        s, plain = started(a, b, torch.full((2,), 0.5))['flow'], net(a, b, torch.full((2,), 0.5))['flow']
+        assert net.gamma == 6.0 and torch.equal(s, net(a, b, torch.full((2,), 0.5), corr=co.lookup(table, a))['flow']) and not torch.equal(s, plain)
+    with pytest.raises(KeyError, match='not one of'): co.lookup(table, b)
+    import global_match as gm
+    gm.train_match(gm.GlobalMatch(), gm.FlowTriplets(3, 64, seed=1, progress=False), 1, tmp_path / 'gm.pt')
+    bench('corr_oracle.py', '--settings', 'a', '--clips', '2', '--fine-tune', '2', '--train-clips', '3', '--threads', '1', '--matcher', tmp_path / 'gm.pt',
+          '--out', tmp_path / 'm', tmp_path=tmp_path)
+    t = pd.read_csv(tmp_path / 'm' / 'corr_oracle.csv')
+    assert len(t) == 16 and t.method.str.contains('fine-tuned 2 steps').sum() == 2 and t.method.str.contains('splatted').sum() == 8
+    assert np.isfinite(t[['psnr', 'toon_fd']]).all().all() and t.epe_chars_px.isna().sum() == 8    # the splatted rows have no backward flows
+    md = (tmp_path / 'm' / 'corr_oracle.md').read_text()
+    assert 'characters moved rigidly' in md and 'gm.pt, 1 steps' in md
+    rigid = co.rigid_corr('a', 2)                                      # the scenery keeps its true flow, the characters lose their turn
+    lay = torch.from_numpy(co.render_scene(ds.scene(0), 0.0, ds.hw, ds.style, ds.ss, layers=True)[1])
+    key = float(clip[0].double().sum())
+    d = (rigid[key][0] - table[key][0]).norm(dim=0)
+    assert d[lay < len(co.LAYERS)].max() == 0 and d[lay >= len(co.LAYERS)].mean() > 0.5
+    own = co.estimated_corr('a', co.network_flows(net), 2)
+    assert set(own) == set(table) and own[key][0].shape == table[key][0].shape == (2, 64, 64)
+
+
+def test_splat_moves_pixels_by_their_own_flow_and_the_metric_picks_the_front(monkeypatch):
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import corr_oracle as co
+    x = torch.rand(2, 3, 8, 10)
+    out, cov = co.splat(x, torch.zeros(2, 2, 8, 10), torch.randn(2, 1, 8, 10))
+    assert torch.allclose(out, x, atol=1e-6) and torch.allclose(cov, torch.ones_like(cov))
+    shift = torch.zeros(2, 2, 8, 10); shift[:, 0] = 1.0                # one pixel to the right
+    out, cov = co.splat(x, shift, torch.zeros(2, 1, 8, 10))
+    assert torch.allclose(out[..., 1:], x[..., :-1], atol=1e-6) and cov[..., 0].abs().max() == 0 and torch.allclose(cov[..., 1:], torch.ones(1))
+    half = shift * 0.5                                                 # half a pixel: spread over two, the colours mixed
+    out, cov = co.splat(x[:1], half[:1], torch.zeros(1, 1, 8, 10))
+    assert torch.allclose(out[..., 1:-1], (x[:1, ..., :-2] + x[:1, ..., 1:-1]) / 2, atol=1e-6)
+    two = torch.zeros(1, 2, 1, 2); two[0, 0, 0, 0] = 1.0               # pixel 0 lands on pixel 1, which stays: the larger metric wins
+    img = torch.tensor([[[[0.0, 1.0]]]])
+    front = co.splat(img, two, torch.tensor([[[[0.0, -20.0]]]]))[0]
+    back = co.splat(img, two, torch.tensor([[[[-20.0, 0.0]]]]))[0]
+    assert front[0, 0, 0, 1] < 1e-6 and back[0, 0, 0, 1] > 1 - 1e-6
+
+
+def test_bad_counts_fail_with_one_line(tmp_path):
+    for name, args, said in (('corr_oracle.py', ['--clips', '0'], '--clips must be >= 1'), ('corr_oracle.py', ['--fine-tune', '-1'], '--fine-tune must be >= 0'),
+                             ('corr_oracle.py', ['--splat-only', '--fine-tune', '3'], '--splat-only fine-tunes nothing'),
+                             ('global_match.py', ['--train-clips', '0'], '--train-clips must be >= 1'), ('hop.py', ['--threads', '0'], '--threads must be >= 1')):
+        r = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert r.returncode == 2 and said in r.stderr.strip().splitlines()[-1], (name, args, r.stderr[-500:])
