@@ -24,11 +24,11 @@ the true ones, on the characters' visible pixels and the rest's (the splatted ro
 Writes NAME.csv/.md (default corr_oracle). With `--matcher CKPT` the keyframe flows of global_match's matcher are splatted too.
 
 Measured (media/motion/corr_oracle.md, 1414 s): started zero-shot from the true flows the network breaks (17.41 dB in (a)
-against 19.52 from rest, 12.4 px off on the characters against 6.1), so global_match's zero-shot rows measured the
-network, not the matcher; fine-tuned 1500 steps from them it gains at most 0.30 dB on its controls and its toon FD is
+against 19.52 from rest, 12.4 px off on the characters against 6.1), so global_match's zero-shot rows measured mostly
+the network (16.78 dB from the matcher); fine-tuned 1500 steps from them it gains at most 0.30 dB on its controls and its toon FD is
 worse in all six pairs. Splatted and told the ease, the true flows give 19.90 dB / 0.841 / FD 6.44 in (a), 22.79 /
 0.908 / 3.99 in (b), 20.38 / 0.889 / 8.40 in (c): no row meets the three targets in any setting, and flows less than
-true (characters moved rigidly, 3.4 px off on them; the network's own; the matcher's) tear under splatting (FD 14 to 54).
+true (characters moved rigidly, 3.4 px off on them; the network's own; the matcher's) tear under splatting (FD 14 to 54 in (a)).
 
     python bench/corr_oracle.py [--settings a b c] [--clips N] [--fine-tune STEPS] [--train-clips N] [--matcher CKPT] [--splat-only] [--name N] [--out media/motion] [--threads N]
 """

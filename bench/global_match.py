@@ -28,7 +28,7 @@ media/motion/global_match_balanced_a.md, 1451 s with the rendering, and resumed 
 table) it finds the characters of (a) better than the flow network does, 7.98 px against 9.91, but not those of (b) (3.49 against 3.22) or (c) (10.40 against 10.20), and it is
 2.7 px off on the rest (flow network 0.77). Started from it, the flow network breaks zero-shot (16.78 dB in (a)) and
 fine-tuned does not recover the control: 19.51 dB / FD 23.2 against 19.56 / 20.2 in (a), 19.45 / 15.5 against 19.74 / 8.8 in (c).
-The zero-shot break is the network's: started from the true keyframe flows it breaks too (bench/corr_oracle.py, 17.41 dB in (a)).
+The zero-shot break is mostly the network's: started from the true keyframe flows it breaks too (bench/corr_oracle.py, 17.41 dB in (a)).
 
 The matcher is trained here, for this measurement; it is not part of the shipped model. Writes NAME.csv/.md
 (default global_match) and the matcher's checkpoint `--ckpt` (resumed from when present, written atomically).

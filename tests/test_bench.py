@@ -329,6 +329,9 @@ def test_corr_oracle_starts_from_the_true_keyframe_flows_and_runs_tiny(tmp_path,
     assert torch.equal(out0['flow'][0, 2:], at['flow'][0][1].float()) and out0['flow'][:, :2].abs().max() == 0   # at A: zero to A, F_0->1 to B
     assert torch.equal(out1['flow'][0, :2], at['flow'][-1][0].float()) and out1['flow'][:, 2:].abs().max() == 0
     half = lin(a, b, torch.full((2,), 0.5))
+    from stillframes.motion import time_flows
+    ft0, ft1 = time_flows(*co.lookup(table, a), torch.full((2,), 0.3))   # between the keyframes: Super SloMo's eq. 4, as the library writes it
+    assert torch.allclose(lin(a, b, torch.full((2,), 0.3))['flow'], torch.cat([ft0, ft1], 1), atol=1e-5)
     assert torch.allclose(lin(a, b, torch.full((2, 1, 64, 64), 0.5))['flow'], half['flow']) and torch.allclose(half['mask'], torch.tensor(0.5))
     net = co.load_flow_net().float().eval()
     started = co.Started(net, table)
