@@ -104,7 +104,8 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     saved = torch.load(ckpt, weights_only=False)
     step = saved['step']
     assert step >= 4 and step % 2 == 0
-    assert not list(out.glob('*.tmp'))
+    # SIGKILL cannot be caught: a kill that lands inside a save leaves that save's temporary file; the checkpoint stays whole
+    assert all(p.name.startswith('checkpoint.pt.') for p in out.glob('*.tmp'))
     tr = Trainer(small_cfg(), device='cpu').load(ckpt)
     assert tr.step == step
     r = subprocess.run(_train_cmd(out, step + 2, '--resume'), env=env, capture_output=True, text=True, timeout=300)
