@@ -10,7 +10,8 @@ def machine(threads:int=None) -> str:
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
     here = Path(__import__('stillframes').__file__).parent
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True).stdout.strip() or 'unknown'
-    dirty = subprocess.run(['git', 'status', '--porcelain', '--', '.'], cwd=here, capture_output=True, text=True).stdout.strip()
+    code = [str(here), str(Path(__file__).resolve().parent)]                # the package and the benches
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--', *code], cwd=here, capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, {threads} threads, "
             f"device {dev}, stillframes {commit}{' + local changes' if dirty else ''}")
 
@@ -24,7 +25,7 @@ def check_counts(ap, args, at_least_1=(), at_least_0=()):
 
 def write_atomic(path:Path, text:str):
     "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
+    path = Path(path); tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text, encoding='utf-8'); os.replace(tmp, path)
 
 
 def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:

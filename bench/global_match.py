@@ -178,7 +178,7 @@ def main(argv=None):
     ap.add_argument('--fine-tune', type=int, default=1500, metavar='STEPS', help='fine-tune the flow network on the matcher, and the control (0: no)')
     ap.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument('--clips', type=int, help="test clips per setting (default: the setting's own)")
-    ap.add_argument('--ckpt', default='global_match.pt', help='matcher checkpoint, resumed from when present')
+    ap.add_argument('--ckpt', default='runs/global_match.pt', help='matcher checkpoint, resumed from when present')
     ap.add_argument('--name', default='global_match')
     ap.add_argument('--out', default='media/motion')
     ap.add_argument('--balance', action='store_true', help="the characters' pixels and the rest weigh the same in the matcher's loss")

@@ -166,6 +166,7 @@ def train_cli(argv=None):
                    "(then with --preset, e.g. --set discriminator.finetune_last=2 for FreezeD)")
     a = p.parse_args(argv)
     try:
+        check_device(a.device)
         if a.steps is not None and a.steps < 1: raise ValueError(f"--steps must be at least 1, got {a.steps}")
         if a.minutes is not None and not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
         init = str(model_asset()) if a.init == 'shipped' else a.init
@@ -174,7 +175,7 @@ def train_cli(argv=None):
             cfg = finetune_config(a.data, init, a.steps, a.set)
         else: cfg = build_config(a.preset, a.data, a.steps, a.set)
         path = train(cfg, a.out, a.resume, a.minutes, a.device, not a.no_progress, a.export, init)
-    except (ValueError, OSError, RuntimeError) as e: fail('stillframes-train', e)   # OSError: a full disk, a read-only folder
+    except ERRORS as e: fail('stillframes-train', e)   # OSError: a full disk, a read-only folder
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
     print(f"checkpoint: {path}")
@@ -221,10 +222,11 @@ def demo_cli(argv=None):
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     a = p.parse_args(argv)
     try:
+        check_device(a.device)
         if not a.minutes > 0: raise ValueError(f"--minutes must be positive, got {a.minutes:g}")
         if a.eval_clips < 1: raise ValueError(f"--eval-clips must be at least 1, got {a.eval_clips}")
         table = demo(a.out, a.minutes, a.eval_clips, a.resume, a.device, not a.quiet)
-    except (ValueError, OSError, RuntimeError) as e: fail('stillframes-demo', e)
+    except ERRORS as e: fail('stillframes-demo', e)
     print(table.round(4).to_markdown())
     print(f"wrote {a.out}/results.csv, results.md, results.png, demo.gif, strip.png in {table.attrs['seconds'] / 60:.1f} min")
     return table

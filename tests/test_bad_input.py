@@ -104,6 +104,8 @@ CASES = [
     ('animate: output overwrites a keyframe', 'animate', ['{a}', '{b}', '--out', '{b}'], ['b.png', 'overwrite a keyframe']),
     ('animate: not a model file', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{notckpt.pt}'], ['notckpt.pt', 'not a']),
     ('animate: model of the old 64-px model', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{old_model.pt}'], ['old_model.pt', 'old 64-px model']),
+    ('animate: unknown --device', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
+    ('interpolate: unknown --device', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '2', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
     ('animate: missing model file', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{missing.pt}'], ['missing.pt']),
     # stillframes-interpolate
     ('interpolate: missing input', 'interpolate', ['{missing}', '--out', '{out}', '--factor', '2'], ['missing', 'no such']),
@@ -127,6 +129,7 @@ CASES = [
     ('train: unknown config field', 'train', ['--out', '{out}', '--set', 'optim.speed=2'], ['optim.speed']),
     ('train: --steps 0', 'train', ['--out', '{out}', '--steps', '0'], ['--steps', 'got 0']),
     ('train: --minutes -1', 'train', ['--out', '{out}', '--minutes', '-1'], ['--minutes', 'got -1']),
+    ('train: unknown --device', 'train', ['--out', '{out}', '--device', 'tpu', *TRAIN], ['--device', 'cpu or cuda', "'tpu'"]),
     ('train: a run folder that holds a checkpoint', 'train', ['--out', '{run_other_preset}', *TRAIN], ['run_other_preset', 'already holds a checkpoint', '--resume']),
     # stillframes-eval, -demo, -flow
     ('eval: not a checkpoint', 'eval', ['{notckpt.pt}', '--out', '{out}'], ['notckpt.pt', 'not a']),
@@ -134,6 +137,7 @@ CASES = [
     ('eval: empty data folder', 'eval', ['--baselines', '--data', '{empty}', '--out', '{out}'], ['empty', 'no image']),
     ('eval: --frames 0', 'eval', ['--baselines', '--frames', '0', '--out', '{out}'], ['--frames', 'got 0']),
     ('demo: --minutes 0', 'demo', ['--out', '{out}', '--minutes', '0'], ['--minutes', 'got 0']),
+    ('demo: unknown --device', 'demo', ['--out', '{out}', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
     ('demo: --eval-clips 0', 'demo', ['--out', '{out}', '--eval-clips', '0'], ['--eval-clips', 'got 0']),
     ('flow: --steps 0', 'flow', ['--out', '{out}', '--steps', '0'], ['--steps']),
     ('flow: resume without a checkpoint', 'flow', ['--out', '{out}', '--resume'], ['checkpoint.pt', 'no checkpoint']),
