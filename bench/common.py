@@ -10,10 +10,13 @@ def machine(threads:int=None) -> str:
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'
     here = Path(__import__('stillframes').__file__).parent
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True).stdout.strip() or 'unknown'
-    code = [str(here), str(Path(__file__).resolve().parent)]                # the package and the benches
-    dirty = subprocess.run(['git', 'status', '--porcelain', '--', *code], cwd=here, capture_output=True, text=True).stdout.strip()
+    changed = []
+    for folder in (here, Path(__file__).resolve().parent):                  # the package and the benches (maybe two checkouts)
+        r = subprocess.run(['git', 'status', '--porcelain', '--', '.'], cwd=folder, capture_output=True, text=True)
+        changed.append('unknown' if r.returncode else bool(r.stdout.strip()))
+    local = ' + local changes' if True in changed else ' (local changes unknown)' if 'unknown' in changed else ''
     return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, {threads} threads, "
-            f"device {dev}, stillframes {commit}{' + local changes' if dirty else ''}")
+            f"device {dev}, stillframes {commit}{local}")
 
 
 def check_counts(ap, args, at_least_1=(), at_least_0=()):

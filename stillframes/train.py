@@ -27,7 +27,7 @@ from fastcore.basics import patch
 
 from .checkpoints import (CKPT_FORMAT, init_distributed, all_reduce_mean_, sync_grads_, read_checkpoint,
                                     load_weights, frozen_prefixes, check_format, trainer_state, restore_trainer)
-from .utils import check_shape, atomic_save, default_device, seed_everything, clip_grid
+from .utils import check_shape, atomic_save, remove_leftovers, default_device, seed_everything, clip_grid
 from .encoder import content_loss
 from .mapping import g_path_length_penalty
 from .generator import SIZES, composite_penalties
@@ -781,7 +781,7 @@ def train(cfg:TrainConfig, out, resume:bool=False, minutes:float=None, device=No
     ckpt = out / 'checkpoint.pt'
     if ckpt.exists() and not resume: raise RuntimeError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
     if int(os.environ.get('RANK', 0)) == 0:
-        for t in out.glob(ckpt.name + '.*.tmp'): t.unlink()   # a write cut short by a killed run; the checkpoint itself is whole
+        remove_leftovers(ckpt, age=0)   # writes cut short by a killed run (this run is the folder's only writer); the checkpoint itself is whole
     if ckpt.exists():   # a finished run with this config: nothing to train (its optimiser state is not even read)
         done = read_checkpoint(ckpt)
         if isinstance(done, dict) and done.get('format') == CKPT_FORMAT and done['step'] >= cfg.optim.steps and not config_diff(done['config'], cfg):

@@ -6,7 +6,7 @@ Docs: https://stillframes.github.io/stillframes/utils.html.md"""
 
 # %% auto #0
 __all__ = ['STALE_TMP_S', 'check_shape', 'to_uint8', 'from_uint8', 'clip_grid', 'frame_strip', 'show_clips', 'flow_to_rgb',
-           'save_gif', 'save_video', 'atomic_save', 'default_device', 'seed_everything']
+           'save_gif', 'save_video', 'remove_leftovers', 'atomic_save', 'default_device', 'seed_everything']
 
 # %% ../nbs/08_utils.ipynb #9aa6b454
 import glob, os, tempfile, time
@@ -107,11 +107,21 @@ def save_video(clip:torch.Tensor, path, fps:float=8, scale:int=1) -> Path:
     return path
 
 # %% ../nbs/08_utils.ipynb #dc5687c6
-STALE_TMP_S = 600     # a temporary file of a save this many seconds old is a killed save's leftover
+STALE_TMP_S = 600     # a temporary file of a save not written to for this many seconds is a killed save's leftover
+
+def remove_leftovers(path, age:float=STALE_TMP_S) -> list:
+    "Delete the temporary files of `atomic_save`s to `path` not written to for `age` seconds (what a SIGKILL mid-save leaves); returns them."
+    path, now, gone = Path(path), time.time(), []
+    for old in path.parent.glob(glob.escape(path.name) + '.' + '[a-z0-9_]' * 8 + '.tmp'):   # mkstemp's names: prefix, 8 characters, suffix
+        try:
+            if now - old.stat().st_mtime >= age: old.unlink(); gone.append(old)
+        except OSError: pass        # gone already, or not ours to delete: it is only clutter
+    return gone
 
 def atomic_save(obj, path) -> Path:
-    "`torch.save` `obj` to `path` via a temporary file and an atomic rename; then delete stale temporary files a killed save left."
+    "`torch.save` `obj` to `path` via a temporary file and an atomic rename, after deleting the stale temporary files of killed saves."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
     umask = os.umask(0); os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it the usual mode
@@ -124,10 +134,6 @@ def atomic_save(obj, path) -> Path:
         if os.path.exists(tmp): os.remove(tmp)
         if isinstance(e, OSError): raise OSError(f"{path}: could not save ({e.strerror or ' '.join(str(e).split())}); an earlier file there is unchanged") from None
         raise
-    for old in path.parent.glob(glob.escape(path.name) + '.*.tmp'):   # what a SIGKILL left of earlier saves
-        try:
-            if time.time() - old.stat().st_mtime > STALE_TMP_S: old.unlink()
-        except OSError: pass        # gone already, or not ours to delete: it is only clutter
     return path
 
 # %% ../nbs/08_utils.ipynb #10d33610

@@ -105,7 +105,6 @@ CASES = [
     ('animate: not a model file', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{notckpt.pt}'], ['notckpt.pt', 'not a']),
     ('animate: model of the old 64-px model', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{old_model.pt}'], ['old_model.pt', 'old 64-px model']),
     ('animate: unknown --device', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
-    ('interpolate: unknown --device', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '2', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
     ('animate: missing model file', 'animate', ['{a}', '{b}', '--out', '{out}.gif', '--model', '{missing.pt}'], ['missing.pt']),
     # stillframes-interpolate
     ('interpolate: missing input', 'interpolate', ['{missing}', '--out', '{out}', '--factor', '2'], ['missing', 'no such']),
@@ -115,6 +114,7 @@ CASES = [
     ('interpolate: --factor 0', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '0'], ['--factor', 'got 0']),
     ('interpolate: --factor with --fps', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '2', '--fps', '48'], ['not allowed with']),
     ('interpolate: --fps below the input', 'interpolate', ['{two_frames}', '--out', '{out}', '--fps', '12'], ['--fps 12', 'not above']),
+    ('interpolate: unknown --device', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '2', '--device', 'tpu'], ['--device', 'cpu or cuda', "'tpu'"]),
     ('interpolate: output in a missing folder', 'interpolate', ['{two_frames}', '--out', '{nowhere}/x.mp4', '--factor', '2'], ['nowhere', 'no such folder']),
     ('interpolate: not a model file', 'interpolate', ['{two_frames}', '--out', '{out}', '--factor', '2', '--model', '{notckpt.pt}'], ['notckpt.pt', 'not a']),
     # stillframes-train

@@ -111,6 +111,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     r = subprocess.run(_train_cmd(out, step + 2, '--resume'), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert torch.load(ckpt, weights_only=False)['step'] == step + 2
+    assert not list(out.glob('*.tmp'))                                    # the resumed run cleared what the kill left
     steps = [int(l.split(',')[0]) for l in (out / 'metrics.csv').read_text().splitlines()[1:]]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2
 
