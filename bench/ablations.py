@@ -2,7 +2,8 @@
 
 Each variant switches one part off (or on) and trains the tiny preset from scratch for `--steps` steps (the adversarial
 phase starts at 2/3 of them) with each of `--seeds`; its EMA model is scored on `--clips` held-out test clips (64 px,
-8 frames, in-betweens 2-7): PSNR, SSIM, line chamfer (% of the diagonal) and toon FD. The summary gives, per variant
+8 frames, in-betweens 2-7): PSNR, SSIM, line chamfer (% of the diagonal) and toon FD, and the share of the
+in-betweens' pixels that the refiner paints rather than copies from the warp (1 - M, `paint`). The summary gives, per variant
 and metric, the mean over seeds with a 95% t-interval, and the paired difference from the full model (same seeds)
 with its 95% interval; where that interval crosses zero the part has no measurable effect at this budget.
 
@@ -51,6 +52,8 @@ def extra_variants() -> dict:
         'refiner corrects the blend too': {'generator.blend': True},
         'refiner corrects the blend, no selection loss': {'generator.blend': True, 'loss.select': 0.0},
         'no hand-over prior (gamma 1, not 6)': {'motion.handover': 1.0},
+        'adversarial-led (reconstruction x0.1)': {'loss.rec': 1.0, 'loss.temporal': 0.5},
+        'adversarial-led, refiner free to paint': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0, 'loss.mask_sat': 0.1},
     }
 
 
@@ -59,18 +62,29 @@ def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_
 
 def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
     "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base` (`stillframes.eval.paired_effects`)."
-    effects = paired_effects(runs, base, METRICS).set_index(['variant', 'metric'])
+    effects = paired_effects(runs, base, METRICS)
+    effects = effects.set_index(['variant', 'metric']) if len(effects) else None   # None: the base alone, nothing to compare
     rows = []
     for name, g in runs.groupby('variant', sort=False):
         row = {'variant': name, 'seeds': len(g)}
+        if 'paint' in g: row['painted'] = '–' if g.paint.isna().all() else '{:.4f} ± {:.4f}'.format(*t_interval(g.paint))
         for k in METRICS:
             m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'
-            if name != base:
+            if name != base and effects is not None:
                 e = effects.loc[(name, k)]
                 row[f'Δ{k}'] = f"{e['diff']:+.{DIGITS[k]}f} ± {e.half:.{DIGITS[k]}f}" + (' (n.s.)' if e.verdict == 'no measurable effect' and e.half == e.half else '')
         rows.append(row)
     return pd.DataFrame(rows).set_index('variant')
+
+
+@torch.no_grad()
+def painted(model, clips:torch.Tensor, batch:int=25) -> float:
+    "Mean share of the in-betweens' pixels that the refiner paints, 1 - M (GANimation's mask), over `clips`; NaN without a refiner."
+    if model.refiner is None: return float('nan')
+    model.eval()
+    shares = [(1 - model(c[:, 0], c[:, -1], c.shape[1], return_parts=True)[1]['mask']).flatten(1).mean(1) for c in clips.split(batch)]
+    return torch.cat(shares).mean().item()
 
 
 @torch.no_grad()
@@ -108,15 +122,18 @@ def main(argv=None):
             if done.exists():   # reused only when it was scored on these clips and trained with exactly this config
                 r = json.loads(done.read_text())
                 if r.get('steps') == a.steps and r.get('clips') == a.clips and not config_diff(json.loads((run / 'config.json').read_text()), cfg):
+                    if 'paint' not in r:   # scored before the bench measured what the refiner paints
+                        r['paint'] = painted(load_model(run / 'checkpoint.pt', 'cpu'), clips); write_atomic(done, json.dumps(r))
                     rows.append(r); print(r, flush=True); continue
             ckpt = run / 'checkpoint.pt'
             finished = ckpt.exists() and ckpt_step(ckpt) >= a.steps
             start = time.time()
             path = train(cfg, run, resume=True, progress=False)   # refuses a checkpoint of another config
             secs = None if finished else round(time.time() - start, 1)   # trained before this call: its time is unknown here
-            table, _ = evaluate({name: load_model(path, 'cpu')}, clips, progress=False, device='cpu')
+            model = load_model(path, 'cpu')
+            table, _ = evaluate({name: model}, clips, progress=False, device='cpu')
             rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': secs,
-                         **table.iloc[0][list(METRICS)].to_dict()})
+                         **table.iloc[0][list(METRICS)].to_dict(), 'paint': painted(model, clips)})
             print(rows[-1], flush=True)
             write_atomic(done, json.dumps(rows[-1]))
     write_atomic(csv / 'runs.csv', pd.DataFrame(rows).to_csv(index=False))

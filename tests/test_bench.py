@@ -36,12 +36,31 @@ def test_motion_and_model_step_tiny(tmp_path):
 
 def test_ablations_tiny(tmp_path):
     bench('ablations.py', '--steps', '2', '--seeds', '0', '1', '--clips', '2', '--n-clips', '16', '--only', 'full (tiny)', 'no sequence D',
-          'learned timing u(t) (8 pieces)', '--out', tmp_path / 'runs', '--csv', tmp_path / 'abl', tmp_path=tmp_path)
+          'learned timing u(t) (8 pieces)', 'no refiner (the warp alone)', '--out', tmp_path / 'runs', '--csv', tmp_path / 'abl', tmp_path=tmp_path)
     s = pd.read_csv(tmp_path / 'abl' / 'summary.csv')
-    assert len(s) == 3 and (s.seeds == 2).all()
+    assert len(s) == 4 and (s.seeds == 2).all()
+    r = pd.read_csv(tmp_path / 'abl' / 'runs.csv').set_index('variant')
+    assert r.loc['no refiner (the warp alone)', 'paint'].isna().all() and r.drop('no refiner (the warp alone)').paint.between(0, 1).all()
+    bench('ablations.py', '--steps', '2', '--seeds', '0', '--clips', '2', '--n-clips', '16', '--only', 'full (tiny)',   # the base alone, reused
+          '--out', tmp_path / 'runs', '--csv', tmp_path / 'base', tmp_path=tmp_path)
+    assert len(pd.read_csv(tmp_path / 'base' / 'summary.csv')) == 1
     u = pd.read_csv(tmp_path / 'abl' / 'timing.csv')                     # only the variant with a learned timing has one
     assert list(u.variant.unique()) == ['learned timing u(t) (8 pieces)'] and len(u) == 2 and u.filter(like='t=').shape[1] == 8
     assert (tmp_path / 'runs' / 'no_sequence_D' / 'seed1' / 'result.json').is_file()
+
+
+def test_painted_share_of_an_untrained_refiner(monkeypatch):
+    import torch
+    from stillframes.train import TrainConfig, build_from_config
+    from stillframes.data import ToonClips
+    monkeypatch.syspath_prepend(str(BENCH))
+    from ablations import painted
+    torch.manual_seed(0)
+    clips = torch.stack([c for c, *_ in ToonClips(3, frames=4, size=32, split='test')])
+    model = build_from_config(TrainConfig.tiny(size=32, frames=4))
+    assert abs(painted(model, clips, batch=2) - (1 - torch.sigmoid(torch.tensor(3.0)).item())) < 1e-5   # the head starts at the mask's init logit
+    with torch.no_grad(): model.refiner.head.bias[3] = -3.0
+    assert abs(painted(model, clips) - torch.sigmoid(torch.tensor(3.0)).item()) < 1e-5
 
 
 def test_finetune_tiny(tmp_path):
