@@ -122,8 +122,9 @@ def main(argv=None):
             if done.exists():   # reused only when it was scored on these clips and trained with exactly this config
                 r = json.loads(done.read_text())
                 if r.get('steps') == a.steps and r.get('clips') == a.clips and not config_diff(json.loads((run / 'config.json').read_text()), cfg):
-                    if 'paint' not in r:   # scored before the bench measured what the refiner paints
-                        r['paint'] = painted(load_model(run / 'checkpoint.pt', 'cpu'), clips); write_atomic(done, json.dumps(r))
+                    if 'paint' not in r:   # scored before the bench measured what the refiner paints (None: its checkpoint is gone)
+                        r['paint'] = painted(load_model(run / 'checkpoint.pt', 'cpu'), clips) if (run / 'checkpoint.pt').is_file() else None
+                        write_atomic(done, json.dumps(r))
                     rows.append(r); print(r, flush=True); continue
             ckpt = run / 'checkpoint.pt'
             finished = ckpt.exists() and ckpt_step(ckpt) >= a.steps
@@ -134,6 +135,7 @@ def main(argv=None):
             table, _ = evaluate({name: model}, clips, progress=False, device='cpu')
             rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': secs,
                          **table.iloc[0][list(METRICS)].to_dict(), 'paint': painted(model, clips)})
+            if rows[-1]['paint'] != rows[-1]['paint']: rows[-1]['paint'] = None   # no refiner: null in the JSON, NaN in the tables
             print(rows[-1], flush=True)
             write_atomic(done, json.dumps(rows[-1]))
     write_atomic(csv / 'runs.csv', pd.DataFrame(rows).to_csv(index=False))

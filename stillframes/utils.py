@@ -112,7 +112,7 @@ STALE_TMP_S = 600     # a temporary file of a save not written to for this many 
 def remove_leftovers(path, age:float=STALE_TMP_S) -> list:
     "Delete the temporary files of `atomic_save`s to `path` not written to for `age` seconds (what a SIGKILL mid-save leaves); returns them."
     path, now, gone = Path(path), time.time(), []
-    for old in path.parent.glob(glob.escape(path.name) + '.' + '[a-z0-9_]' * 8 + '.tmp'):   # mkstemp's names: prefix, 8 characters, suffix
+    for old in path.parent.glob(glob.escape(path.name) + '.' + '[a-z0-9_]' * 8 + '.tmp'):   # mkstemp's names: prefix, 8 characters, suffix (CPython's tempfile)
         try:
             if now - old.stat().st_mtime >= age: old.unlink(); gone.append(old)
         except OSError: pass        # gone already, or not ours to delete: it is only clutter

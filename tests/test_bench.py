@@ -41,9 +41,14 @@ def test_ablations_tiny(tmp_path):
     assert len(s) == 4 and (s.seeds == 2).all()
     r = pd.read_csv(tmp_path / 'abl' / 'runs.csv').set_index('variant')
     assert r.loc['no refiner (the warp alone)', 'paint'].isna().all() and r.drop('no refiner (the warp alone)').paint.between(0, 1).all()
+    assert s.set_index('variant').loc['no refiner (the warp alone)', 'painted'] == '–'
+    import json
+    done = tmp_path / 'runs' / 'full__tiny' / 'seed0' / 'result.json'          # a result from before the painted share was measured
+    done.write_text(json.dumps({k: v for k, v in json.loads(done.read_text()).items() if k != 'paint'}))
     bench('ablations.py', '--steps', '2', '--seeds', '0', '--clips', '2', '--n-clips', '16', '--only', 'full (tiny)',   # the base alone, reused
           '--out', tmp_path / 'runs', '--csv', tmp_path / 'base', tmp_path=tmp_path)
     assert len(pd.read_csv(tmp_path / 'base' / 'summary.csv')) == 1
+    assert 0 <= json.loads(done.read_text())['paint'] <= 1 and pd.read_csv(tmp_path / 'base' / 'runs.csv').paint.between(0, 1).all()
     u = pd.read_csv(tmp_path / 'abl' / 'timing.csv')                     # only the variant with a learned timing has one
     assert list(u.variant.unique()) == ['learned timing u(t) (8 pieces)'] and len(u) == 2 and u.filter(like='t=').shape[1] == 8
     assert (tmp_path / 'runs' / 'no_sequence_D' / 'seed1' / 'result.json').is_file()

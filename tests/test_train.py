@@ -108,6 +108,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     assert all(p.name.startswith('checkpoint.pt.') for p in out.glob('*.tmp'))
     tr = Trainer(small_cfg(), device='cpu').load(ckpt)
     assert tr.step == step
+    (out / 'checkpoint.pt.abcd_123.tmp').write_bytes(b'partial')          # as a kill inside a save leaves (mkstemp's name shape)
     r = subprocess.run(_train_cmd(out, step + 2, '--resume'), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert torch.load(ckpt, weights_only=False)['step'] == step + 2
