@@ -67,7 +67,7 @@ def write_setting(out:Path, key:str, title:str, note:str, table:pd.DataFrame):
 
 def write_summary(out:Path):
     "OUT/results.md: every setting's table in the folder, in order."
-    write_atomic(out / 'results.md', '\n'.join(f.read_text() for f in sorted(out.glob('results_*.md'))))
+    write_atomic(out / 'results.md', '\n'.join(f.read_text(encoding='utf-8') for f in sorted(out.glob('results_*.md'))))
     print(f"wrote {out}/results.md and results_<setting>.csv/.md")
 
 

@@ -1,5 +1,5 @@
 """What every bench shares: the line that states the machine, and writing a figures table as CSV and markdown."""
-import os, platform, subprocess
+import os, platform, subprocess, tempfile
 from pathlib import Path
 
 
@@ -27,8 +27,14 @@ def check_counts(ap, args, at_least_1=(), at_least_0=()):
 
 
 def write_atomic(path:Path, text:str):
-    "Write `text` to `path` through a temporary file and a rename, so a reader never sees half a table."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text, encoding='utf-8'); os.replace(tmp, path)
+    "Write `text` (UTF-8) to `path` through a temporary file of its own and a rename, so a reader never sees half a table."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')   # unique: two writers never share one
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
 
 
 def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:

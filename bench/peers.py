@@ -27,7 +27,7 @@ from stillframes.motion import block_match_flows, fuse
 from stillframes.train import load_model, asset_path, cache_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, write_atomic
 
 SETTINGS = {'a': dict(clips=CANONICAL_CLIPS, size=64, motion=1.0), 'b': dict(clips=CANONICAL_CLIPS, size=64, motion=0.3), 'c': dict(clips=50, size=256, motion=1.0)}
 
@@ -132,8 +132,8 @@ def main(argv=None):
         table.loc['oracle (true flow)', 'ms_per_frame'] = 1000 * secs / mids.flatten(0, 1).shape[0]
         title = f"({key}) {s['clips']} held-out ToonClips (test split), {s['size']} px, 8 frames (in-betweens 1..6), motion {s['motion']}"
         md = f"{title}\nmachine: {machine()}\n\n{table.round(4).to_markdown(floatfmt='.4g')}\n"
-        (out / f'results_{key}.md').write_text(md)
-        table.to_csv(out / f'results_{key}.csv')
+        write_atomic(out / f'results_{key}.md', md)
+        write_atomic(out / f'results_{key}.csv', table.to_csv())
         print(md, flush=True)
         tables[key] = table
     shipped = methods.get('stillframes (small, shipped)')
@@ -145,7 +145,7 @@ def main(argv=None):
             start = time.perf_counter(); shipped.animate(a256, b256, 16); secs.append(time.perf_counter() - start)
         notes.append(f"stillframes (small, shipped): 16 frames between two 256x256 keyframes in {sorted(secs)[1]:.2f} s (median of 3; {machine()})")
     for n in notes: print(n)
-    (out / 'results.md').write_text('\n'.join((out / f'results_{k}.md').read_text() for k in tables) + ''.join(f"\n{n}" for n in notes) + '\n')
+    write_atomic(out / 'results.md', '\n'.join((out / f'results_{k}.md').read_text(encoding='utf-8') for k in tables) + ''.join(f"\n{n}" for n in notes) + '\n')
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt, seaborn as sns
     long = pd.concat([t.reset_index().assign(setting=k) for k, t in tables.items()]).melt(['method', 'setting'], ['psnr', 'ssim', 'line_cd', 'toon_fd'])

@@ -6,7 +6,7 @@ Docs: https://stillframes.github.io/stillframes/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #87cf9645
 from __future__ import annotations
-import argparse, sys
+import argparse, re, sys
 from pathlib import Path
 
 from .data import load_image
@@ -40,8 +40,8 @@ def check_device(device):
     "Refuse a device this torch cannot use, before anything is loaded."
     import torch
     if device is None: return
+    if not re.fullmatch(r'cpu|cuda(:\d+)?', device): raise ValueError(f"--device must be cpu or cuda (cuda:N for GPU N), got {device!r}")
     if device.startswith('cuda') and not torch.cuda.is_available(): raise RuntimeError(f"--device {device}: this torch sees no CUDA GPU; use --device cpu")
-    if not (device == 'cpu' or device.startswith('cuda')): raise ValueError(f"--device must be cpu or cuda, got {device!r}")
 
 # %% ../nbs/09_cli.ipynb #4ca0046b
 def animate_cli(argv=None):

@@ -66,6 +66,7 @@ def test_painted_share_of_an_untrained_refiner(monkeypatch):
     assert abs(painted(model, clips, batch=2) - (1 - torch.sigmoid(torch.tensor(3.0)).item())) < 1e-5   # the head starts at the mask's init logit
     with torch.no_grad(): model.refiner.head.bias[3] = -3.0
     assert abs(painted(model, clips) - torch.sigmoid(torch.tensor(3.0)).item()) < 1e-5
+    assert painted(build_from_config(TrainConfig.tiny(size=32, frames=4, **{'generator.refiner': False})), clips) is None   # no refiner: nothing painted, not 0
 
 
 def test_finetune_tiny(tmp_path):
@@ -408,3 +409,16 @@ def test_bad_counts_fail_with_one_line(tmp_path):
                              ('global_match.py', ['--train-clips', '0'], '--train-clips must be >= 1'), ('hop.py', ['--threads', '0'], '--threads must be >= 1')):
         r = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
         assert r.returncode == 2 and said in r.stderr.strip().splitlines()[-1], (name, args, r.stderr[-500:])
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import common
+    p = tmp_path / 'table.md'
+    common.write_atomic(p, 'first ✓'); common.write_atomic(p, 'second ✓')
+    assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']
+    monkeypatch.setattr(common.os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('disk full')))
+    try: common.write_atomic(p, 'third')
+    except OSError as e: assert 'disk full' in str(e)
+    else: raise AssertionError('a failed rename must raise')
+    assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']   # the old table stays whole, no leftover
