@@ -12,7 +12,8 @@ with its 95% interval; where that interval crosses zero the part has no measurab
 A finished run (its checkpoint in OUT/NAME/seedS) is reused, an interrupted one continued; its scores are kept beside it
 in result.json, so several processes can share the work (`--only` with disjoint variants, one thread each) and a last
 call without `--only` gathers the default table (each call writes the tables of the variants it covers). The learned
-timing u(t) of variants that have one goes to timing.csv.
+timing u(t) of variants that have one goes to timing.csv, and the mask's saturation over training (mean M^2 per logged
+step, 1: every pixel copies the warp) of the runs with a refiner whose log is in OUT to mask_log.csv.
 """
 import argparse, json, sys, time
 from pathlib import Path
@@ -54,6 +55,8 @@ def extra_variants() -> dict:
         'no hand-over prior (gamma 1, not 6)': {'motion.handover': 1.0},
         'adversarial-led (reconstruction x0.1)': {'loss.rec': 1.0, 'loss.temporal': 0.5},
         'adversarial-led, refiner free to paint': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0, 'loss.mask_sat': 0.1},
+        'mask starts at an even split (logit 0, not 3)': {'generator.mask_init': 0.0},
+        'adversarial-led, mask starts at an even split': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0},
     }
 
 
@@ -62,12 +65,14 @@ def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_
 
 def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
     "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base` (`stillframes.eval.paired_effects`)."
-    effects = paired_effects(runs, base, METRICS)
-    effects = effects.set_index(['variant', 'metric']) if len(effects) else None   # None: the base alone, nothing to compare
+    effects = paired_effects(runs, base, METRICS) if base in set(runs.variant) else []   # without the base: no differences, not NaN
+    effects = effects.set_index(['variant', 'metric']) if len(effects) else None   # None: the base alone or absent, nothing to compare
     rows = []
     for name, g in runs.groupby('variant', sort=False):
         row = {'variant': name, 'seeds': len(g)}
-        if 'paint' in g: row['painted'] = '–' if g.paint.isna().all() else '{:.4f} ± {:.4f}'.format(*t_interval(g.paint))
+        if 'paint' in g:   # seeds whose share is unknown (no refiner, or a reused result without its checkpoint) are left out
+            p = g.paint.dropna().astype(float)
+            row['painted'] = '–' if p.empty else '{:.4f} ± {:.4f}'.format(*t_interval(p)) + ('' if len(p) == len(g) else f' ({len(p)} seeds)')
         for k in METRICS:
             m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'
@@ -75,13 +80,13 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
                 e = effects.loc[(name, k)]
                 row[f'Δ{k}'] = f"{e['diff']:+.{DIGITS[k]}f} ± {e.half:.{DIGITS[k]}f}" + (' (n.s.)' if e.verdict == 'no measurable effect' and e.half == e.half else '')
         rows.append(row)
-    return pd.DataFrame(rows).set_index('variant')
+    return pd.DataFrame(rows).set_index('variant').fillna('–')   # the base has no difference from itself
 
 
 @torch.no_grad()
-def painted(model, clips:torch.Tensor, batch:int=25) -> float:
-    "Mean share of the in-betweens' pixels that the refiner paints, 1 - M (GANimation's mask), over `clips`; NaN without a refiner."
-    if model.refiner is None: return float('nan')
+def painted(model, clips:torch.Tensor, batch:int=25) -> float | None:
+    "Mean share of the in-betweens' pixels that the refiner paints, 1 - M (GANimation's mask), over `clips`; None without a refiner (null in the JSON, NaN in the tables)."
+    if model.refiner is None: return None
     model.eval()
     shares = [(1 - model(c[:, 0], c[:, -1], c.shape[1], return_parts=True)[1]['mask']).flatten(1).mean(1) for c in clips.split(batch)]
     return torch.cat(shares).mean().item()
@@ -120,8 +125,8 @@ def main(argv=None):
             cfg = TrainConfig.tiny(**{'optim.steps': a.steps, 'optim.warmup': 2 * a.steps // 3, 'data.n_clips': a.n_clips,
                                       'log.sample_every': 0, 'seed': seed, **kw})
             if done.exists():   # reused only when it was scored on these clips and trained with exactly this config
-                r = json.loads(done.read_text())
-                if r.get('steps') == a.steps and r.get('clips') == a.clips and not config_diff(json.loads((run / 'config.json').read_text()), cfg):
+                r = json.loads(done.read_text(encoding='utf-8'))
+                if r.get('steps') == a.steps and r.get('clips') == a.clips and not config_diff(json.loads((run / 'config.json').read_text(encoding='utf-8')), cfg):
                     if 'paint' not in r:   # scored before the bench measured what the refiner paints (None: its checkpoint is gone)
                         r['paint'] = painted(load_model(run / 'checkpoint.pt', 'cpu'), clips) if (run / 'checkpoint.pt').is_file() else None
                         write_atomic(done, json.dumps(r))
@@ -135,7 +140,6 @@ def main(argv=None):
             table, _ = evaluate({name: model}, clips, progress=False, device='cpu')
             rows.append({'variant': name, 'seed': seed, 'steps': ckpt_step(path), 'clips': a.clips, 'train_s': secs,
                          **table.iloc[0][list(METRICS)].to_dict(), 'paint': painted(model, clips)})
-            if rows[-1]['paint'] != rows[-1]['paint']: rows[-1]['paint'] = None   # no refiner: null in the JSON, NaN in the tables
             print(rows[-1], flush=True)
             write_atomic(done, json.dumps(rows[-1]))
     write_atomic(csv / 'runs.csv', pd.DataFrame(rows).to_csv(index=False))
@@ -144,10 +148,18 @@ def main(argv=None):
               learned_timing(load_model(out / slug(r['variant']) / f"seed{r['seed']}" / 'checkpoint.pt', 'cpu'), clips))}} for r in timed]
     if timing: write_atomic(csv / 'timing.csv', pd.DataFrame(timing).to_csv(index=False))
     else: (csv / 'timing.csv').unlink(missing_ok=True)
+    logs = []   # the mask's saturation over training, mean M^2 (1: every pixel copies the warp), for the runs whose log is here
+    for r in rows:
+        f = out / slug(r['variant']) / f"seed{r['seed']}" / 'metrics.csv'
+        m = pd.read_csv(f) if f.is_file() else None
+        if m is not None and 'mask_sat' in m and m.mask_sat.notna().any():
+            logs.append(m[['step', 'mask_sat']].dropna().assign(variant=r['variant'], seed=r['seed']))
+    if logs: write_atomic(csv / 'mask_log.csv', pd.concat(logs)[['variant', 'seed', 'step', 'mask_sat']].to_csv(index=False))
+    else: (csv / 'mask_log.csv').unlink(missing_ok=True)
     summary = summarise(pd.DataFrame(rows))
     write_atomic(csv / 'summary.csv', summary.to_csv())
     md = (f"tiny preset, {a.steps} steps (adversarial from step {2 * a.steps // 3}), seeds {a.seeds}, {a.clips} held-out clips, "
-          f"64 px; mean ± 95% t-interval; Δ = paired difference from the full model\n\n{summary.to_markdown()}\n")
+          f"64 px; mean ± 95% t-interval{'; Δ = paired difference from the full model' if summary.filter(like='Δ').shape[1] else ''}\n\n{summary.to_markdown()}\n")
     write_atomic(csv / 'summary.md', md)
     print(md)
 

@@ -2,6 +2,8 @@
 import os, platform, subprocess, tempfile
 from pathlib import Path
 
+UMASK = os.umask(0); os.umask(UMASK)   # read once: os.umask can only be read by setting it
+
 
 def machine(threads:int=None) -> str:
     "CPU count, torch version, threads, device, and the commit of the code measured."
@@ -31,7 +33,9 @@ def write_atomic(path:Path, text:str):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')   # unique: two writers never share one
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            os.fchmod(f.fileno(), 0o666 & ~UMASK)                            # mkstemp makes it private; a table is for everyone, as write_text gives
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

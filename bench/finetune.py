@@ -15,6 +15,8 @@ import pandas as pd
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import write_atomic
 SHOTS, PER_SHOT, SIZE, STYLE, MOTION = 10, 20, (144, 256), 'B', 1.5
 
 
@@ -72,7 +74,6 @@ def main(argv=None):
     true = seq[js]
     rows = [score('cross-fade', *predict(lambda x, y: (x + y) / 2, seq, js), true)]
     if not a.no_peer:
-        sys.path.insert(0, str(HERE))
         from peers import RIFE, peer_files
         try:
             rife = RIFE(peer_files())
@@ -95,9 +96,9 @@ def main(argv=None):
             f"{os.cpu_count()} CPUs, {a.threads} threads, torch {torch.__version__}")
     md = table.round(3).to_markdown(index=False)
     print(f"\n{note}\n\n{md}")
-    table.to_csv(out / 'finetune.csv', index=False)
-    (out / 'finetune.md').write_text(f"{note}\n\nCommand: `{' '.join(cmd)}`\n\n{md}\n")
-    (out / 'finetune.json').write_text(json.dumps(dict(note=note, steps=steps, command=' '.join(cmd)), indent=1))
+    write_atomic(out / 'finetune.csv', table.to_csv(index=False))
+    write_atomic(out / 'finetune.md', f"{note}\n\nCommand: `{' '.join(cmd)}`\n\n{md}\n")
+    write_atomic(out / 'finetune.json', json.dumps(dict(note=note, steps=steps, command=' '.join(cmd)), indent=1))
 
 
 if __name__ == '__main__':

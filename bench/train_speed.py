@@ -15,7 +15,7 @@ import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_table
+from common import machine, write_atomic, write_table
 
 
 def build(preset:str, size:int, threads:int, n_clips:int):
@@ -67,7 +67,7 @@ def main(argv=None):
         text = profile(a.profile, a.sizes[0], a.steps, a.warmup, a.threads, a.n_clips)
         text = f"{machine(a.threads)}\n\n{text}"
         print(text)
-        if a.out: Path(a.out).mkdir(parents=True, exist_ok=True); (Path(a.out) / f'profile_{a.profile}_{a.sizes[0]}.txt').write_text(text)
+        if a.out: Path(a.out).mkdir(parents=True, exist_ok=True); write_atomic(Path(a.out) / f'profile_{a.profile}_{a.sizes[0]}.txt', text)
         return
     import pandas as pd
     rows = []

@@ -40,8 +40,10 @@ def check_device(device):
     "Refuse a device this torch cannot use, before anything is loaded."
     import torch
     if device is None: return
-    if not re.fullmatch(r'cpu|cuda(:\d+)?', device): raise ValueError(f"--device must be cpu or cuda (cuda:N for GPU N), got {device!r}")
+    if not re.fullmatch(r'cpu|cuda(:[0-9]+)?', device): raise ValueError(f"--device must be cpu or cuda (cuda:N for GPU N), got {device!r}")
     if device.startswith('cuda') and not torch.cuda.is_available(): raise RuntimeError(f"--device {device}: this torch sees no CUDA GPU; use --device cpu")
+    if device.startswith('cuda:') and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 # %% ../nbs/09_cli.ipynb #4ca0046b
 def animate_cli(argv=None):
@@ -59,7 +61,7 @@ def animate_cli(argv=None):
     p.add_argument('--scale', type=int, default=1, help='enlarge the output by this integer factor (nearest neighbour)')
     p.add_argument('--upscale', action='store_true', help="no-op: frames are always drawn at the first keyframe's size")
     p.add_argument('--example', metavar='OUT', help='animate two built-in keyframes with the shipped tiny model into OUT')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
     a = p.parse_args(argv)
     notes = []                                   # said once, after the output is written (an error stays one line)
     try:
@@ -112,7 +114,7 @@ def interpolate_cli(argv=None):
     p.add_argument('--max-hold', type=int, default=MAX_HOLD, help=f'a drawing held longer than this many frames is a pause, not timing (default {MAX_HOLD})')
     p.add_argument('--in-fps', type=float, help='frame rate of a folder input (default 24), or to override a video\'s')
     p.add_argument('--batch', type=int, default=4, help='in-betweens drawn at once (default 4)')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     a = p.parse_args(argv)
     try:
@@ -160,7 +162,7 @@ def train_cli(argv=None):
     p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt when it exists')
     p.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE', help='config overrides, e.g. optim.batch_size=4 loss.gan=bce')
     p.add_argument('--export', metavar='FILE', help='also write the EMA model alone (fp16) to FILE, for stillframes-animate')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--init', metavar='MODEL', help="fine-tune: 'shipped' (the shipped model, on --data CLIP), a model file, or a training checkpoint "
                    "(then with --preset, e.g. --set discriminator.finetune_last=2 for FreezeD)")
@@ -218,7 +220,7 @@ def demo_cli(argv=None):
     p.add_argument('--minutes', type=float, default=6, help='wall-clock training budget (default 6)')
     p.add_argument('--eval-clips', type=int, default=CANONICAL_CLIPS, help=f'held-out clips to evaluate on (default {CANONICAL_CLIPS}, the canonical set)')
     p.add_argument('--resume', action='store_true', help='continue the training run in OUT/run')
-    p.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+    p.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     a = p.parse_args(argv)
     try:

@@ -42,6 +42,8 @@ def test_ablations_tiny(tmp_path):
     r = pd.read_csv(tmp_path / 'abl' / 'runs.csv').set_index('variant')
     assert r.loc['no refiner (the warp alone)', 'paint'].isna().all() and r.drop('no refiner (the warp alone)').paint.between(0, 1).all()
     assert s.set_index('variant').loc['no refiner (the warp alone)', 'painted'] == '–'
+    g = pd.read_csv(tmp_path / 'abl' / 'mask_log.csv')                  # the mask's saturation per logged step, only where there is a mask
+    assert 'no refiner (the warp alone)' not in set(g.variant) and len(g.groupby(['variant', 'seed'])) == 6 and g.mask_sat.between(0, 1).all()
     import json
     done = tmp_path / 'runs' / 'full__tiny' / 'seed0' / 'result.json'          # a result from before the painted share was measured
     done.write_text(json.dumps({k: v for k, v in json.loads(done.read_text()).items() if k != 'paint'}))
@@ -417,8 +419,19 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
     p = tmp_path / 'table.md'
     common.write_atomic(p, 'first ✓'); common.write_atomic(p, 'second ✓')
     assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']
+    assert p.stat().st_mode & 0o777 == 0o666 & ~common.UMASK
     monkeypatch.setattr(common.os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('disk full')))
     try: common.write_atomic(p, 'third')
     except OSError as e: assert 'disk full' in str(e)
     else: raise AssertionError('a failed rename must raise')
     assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']   # the old table stays whole, no leftover
+
+
+def test_ablation_summary_without_the_base_has_no_differences(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    from ablations import summarise, METRICS
+    runs = pd.DataFrame([dict(variant=v, seed=s, paint=0.1, **{k: 1.0 + s + (v == 'b') for k in METRICS}) for v in ('a', 'b') for s in (0, 1, 2)])
+    alone = summarise(runs[runs.variant == 'b'], base='a')                  # a call that named variants without the base
+    assert not alone.filter(like='Δ').shape[1] and alone.loc['b', 'psnr'].startswith('3.')
+    both = summarise(runs, base='a')
+    assert both.loc['b', 'Δpsnr'].startswith('+1.0') and both.filter(like='Δ').shape[1] == len(METRICS)
