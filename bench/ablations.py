@@ -76,11 +76,13 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
         for k in METRICS:
             m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'
-            if name != base and effects is not None:
+            if effects is None: continue
+            if name == base: row[f'Δ{k}'] = '–'                    # no difference from itself
+            else:
                 e = effects.loc[(name, k)]
                 row[f'Δ{k}'] = f"{e['diff']:+.{DIGITS[k]}f} ± {e.half:.{DIGITS[k]}f}" + (' (n.s.)' if e.verdict == 'no measurable effect' and e.half == e.half else '')
         rows.append(row)
-    return pd.DataFrame(rows).set_index('variant').fillna('–')   # the base has no difference from itself
+    return pd.DataFrame(rows).set_index('variant')
 
 
 @torch.no_grad()

@@ -1,8 +1,6 @@
 """What every bench shares: the line that states the machine, and writing a figures table as CSV and markdown."""
-import os, platform, subprocess, tempfile
+import os, platform, secrets, subprocess
 from pathlib import Path
-
-UMASK = os.umask(0); os.umask(UMASK)   # read once: os.umask can only be read by setting it
 
 
 def machine(threads:int=None) -> str:
@@ -31,14 +29,13 @@ def check_counts(ap, args, at_least_1=(), at_least_0=()):
 def write_atomic(path:Path, text:str):
     "Write `text` (UTF-8) to `path` through a temporary file of its own and a rename, so a reader never sees half a table."
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')   # unique: two writers never share one
+    tmp = path.with_name(f'{path.name}.{secrets.token_hex(6)}.tmp')       # a name of its own: two writers never share one
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)           # the umask applies, as for write_text
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            os.fchmod(f.fileno(), 0o666 & ~UMASK)                            # mkstemp makes it private; a table is for everyone, as write_text gives
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True); raise
 
 
 def write_table(table, out, name:str, head:str, tail:str='', digits:int=3) -> str:

@@ -417,9 +417,11 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import common
     p = tmp_path / 'table.md'
-    common.write_atomic(p, 'first ✓'); common.write_atomic(p, 'second ✓')
+    old = os.umask(0o022)                                                   # a umask that mkstemp's private 0o600 would not match
+    try: common.write_atomic(p, 'first ✓'); common.write_atomic(p, 'second ✓')
+    finally: os.umask(old)
     assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']
-    assert p.stat().st_mode & 0o777 == 0o666 & ~common.UMASK
+    assert p.stat().st_mode & 0o777 == 0o644
     monkeypatch.setattr(common.os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('disk full')))
     try: common.write_atomic(p, 'third')
     except OSError as e: assert 'disk full' in str(e)
@@ -435,3 +437,4 @@ def test_ablation_summary_without_the_base_has_no_differences(monkeypatch):
     assert not alone.filter(like='Δ').shape[1] and alone.loc['b', 'psnr'].startswith('3.')
     both = summarise(runs, base='a')
     assert both.loc['b', 'Δpsnr'].startswith('+1.0') and both.filter(like='Δ').shape[1] == len(METRICS)
+    assert (both.loc['a'].filter(like='Δ') == '–').all()                 # the base: no difference from itself, not NaN
