@@ -47,7 +47,7 @@ def variants(steps:int) -> dict:
     }
 
 
-def extra_variants() -> dict:
+def extra_variants(steps:int) -> dict:
     "Variants run only when named with --only (not in the default table)."
     return {
         'refiner corrects the blend too': {'generator.blend': True},
@@ -57,6 +57,7 @@ def extra_variants() -> dict:
         'adversarial-led, refiner free to paint': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0, 'loss.mask_sat': 0.1},
         'mask starts at an even split (logit 0, not 3)': {'generator.mask_init': 0.0},
         'adversarial-led, mask starts at an even split': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0},
+        'adversarial-led, mask starts at an even split, no adversarial phase': {'loss.rec': 1.0, 'loss.temporal': 0.5, 'generator.mask_init': 0.0, 'optim.warmup': steps},
     }
 
 
@@ -116,7 +117,7 @@ def main(argv=None):
     clips = torch.stack([test[i][0] for i in range(len(test))])
     rows, out, csv = [], Path(a.out), Path(a.csv)
     csv.mkdir(parents=True, exist_ok=True)
-    every = {**variants(a.steps), **extra_variants()}
+    every = {**variants(a.steps), **extra_variants(a.steps)}
     unknown = set(a.only or ()) - set(every)
     if unknown: ap.error(f'unknown variants {sorted(unknown)}; known: {list(every)}')
     for name, kw in every.items():
