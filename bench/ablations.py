@@ -73,7 +73,7 @@ def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
         row = {'variant': name, 'seeds': len(g)}
         if 'paint' in g:   # seeds whose share is unknown (no refiner, or a reused result without its checkpoint) are left out
             p = g.paint.dropna().astype(float)
-            row['painted'] = '–' if p.empty else '{:.4f} ± {:.4f}'.format(*t_interval(p)) + ('' if len(p) == len(g) else f' ({len(p)} seeds)')
+            row['painted'] = ('–' if p.empty else f'{p.iloc[0]:.4f}' if len(p) == 1 else '{:.4f} ± {:.4f}'.format(*t_interval(p))) + ('' if len(p) in (0, len(g)) else f' ({len(p)} of {len(g)} seeds)')
         for k in METRICS:
             m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'

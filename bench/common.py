@@ -30,7 +30,8 @@ def write_atomic(path:Path, text:str):
     "Write `text` (UTF-8) to `path` through a temporary file of its own and a rename, so a reader never sees half a table."
     path = Path(path)
     tmp = path.with_name(f'{path.name}.{secrets.token_hex(6)}.tmp')       # a name of its own: two writers never share one
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)           # the umask applies, as for write_text
+    try: fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)      # the umask applies, as for write_text
+    except FileNotFoundError: raise FileNotFoundError(f"{path}: no such folder {path.parent}") from None
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
         os.replace(tmp, path)

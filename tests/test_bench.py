@@ -427,6 +427,9 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
     except OSError as e: assert 'disk full' in str(e)
     else: raise AssertionError('a failed rename must raise')
     assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']   # the old table stays whole, no leftover
+    try: common.write_atomic(tmp_path / 'nowhere' / 't.md', 'x')
+    except FileNotFoundError as e: assert str(e) == f"{tmp_path / 'nowhere' / 't.md'}: no such folder {tmp_path / 'nowhere'}"
+    else: raise AssertionError('a missing folder must raise')
 
 
 def test_ablation_summary_without_the_base_has_no_differences(monkeypatch):
@@ -434,6 +437,8 @@ def test_ablation_summary_without_the_base_has_no_differences(monkeypatch):
     from ablations import summarise, METRICS
     runs = pd.DataFrame([dict(variant=v, seed=s, paint=0.1, **{k: 1.0 + s + (v == 'b') for k in METRICS}) for v in ('a', 'b') for s in (0, 1, 2)])
     alone = summarise(runs[runs.variant == 'b'], base='a')                  # a call that named variants without the base
+    gaps = summarise(runs.assign(paint=[None, None, 0.2, 0.1, None, None]), base='a')   # painted share known for 1 of 3 seeds, or none
+    assert gaps.loc['a', 'painted'] == '0.2000 (1 of 3 seeds)' and gaps.loc['b', 'painted'] == '0.1000 (1 of 3 seeds)'
     assert not alone.filter(like='Δ').shape[1] and alone.loc['b', 'psnr'].startswith('3.')
     both = summarise(runs, base='a')
     assert both.loc['b', 'Δpsnr'].startswith('+1.0') and both.filter(like='Δ').shape[1] == len(METRICS)
