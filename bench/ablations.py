@@ -64,16 +64,22 @@ def extra_variants(steps:int) -> dict:
 def slug(name): return ''.join(c if c.isalnum() else '_' for c in name).strip('_')
 
 
+def painted_cell(paint:pd.Series) -> str:
+    "The painted share over seeds, mean +- 95% interval; seeds whose share is unknown (no refiner, or a reused result without its checkpoint) are left out and counted."
+    p = paint.dropna().astype(float)
+    if p.empty: return '–'
+    cell = f'{p.iloc[0]:.4f}' if len(p) == 1 else '{:.4f} ± {:.4f}'.format(*t_interval(p))
+    return cell if len(p) == len(paint) else f'{cell} ({len(p)} of {len(paint)} seeds)'
+
+
 def summarise(runs:pd.DataFrame, base:str='full (tiny)') -> pd.DataFrame:
     "Per variant and metric: mean +- 95% interval over seeds, and the paired difference from `base` (`stillframes.eval.paired_effects`)."
-    effects = paired_effects(runs, base, METRICS) if base in set(runs.variant) else []   # without the base: no differences, not NaN
-    effects = effects.set_index(['variant', 'metric']) if len(effects) else None   # None: the base alone or absent, nothing to compare
+    effects = paired_effects(runs, base, METRICS) if base in set(runs.variant) else None   # without the base: no differences, not NaN
+    if effects is not None: effects = effects.set_index(['variant', 'metric']) if len(effects) else None   # the base alone: nothing to compare
     rows = []
     for name, g in runs.groupby('variant', sort=False):
         row = {'variant': name, 'seeds': len(g)}
-        if 'paint' in g:   # seeds whose share is unknown (no refiner, or a reused result without its checkpoint) are left out
-            p = g.paint.dropna().astype(float)
-            row['painted'] = ('–' if p.empty else f'{p.iloc[0]:.4f}' if len(p) == 1 else '{:.4f} ± {:.4f}'.format(*t_interval(p))) + ('' if len(p) in (0, len(g)) else f' ({len(p)} of {len(g)} seeds)')
+        if 'paint' in g: row['painted'] = painted_cell(g.paint)
         for k in METRICS:
             m, h = t_interval(g[k])
             row[k] = f'{m:.{DIGITS[k]}f} ± {h:.{DIGITS[k]}f}'

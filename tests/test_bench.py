@@ -417,7 +417,7 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import common
     p = tmp_path / 'table.md'
-    old = os.umask(0o022)                                                   # a umask that mkstemp's private 0o600 would not match
+    old = os.umask(0o022)                                                   # the table gets 0o666 less the umask, as write_text gives
     try: common.write_atomic(p, 'first ✓'); common.write_atomic(p, 'second ✓')
     finally: os.umask(old)
     assert p.read_text(encoding='utf-8') == 'second ✓' and [f.name for f in tmp_path.iterdir()] == ['table.md']
